@@ -1,0 +1,39 @@
+"""The public surface: what `kanidm_sync` exports is exactly what it means to export."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import kanidm_sync
+
+PUBLIC_PACKAGES = ["kanidm_sync", "kanidm_sync.adapters"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_PACKAGES)
+def test_all_is_sorted_and_complete(name: str) -> None:
+    """__all__ lists every public name the package defines, once, and nothing private."""
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    public = sorted(
+        n for n in vars(module) if not n.startswith("_") and n not in {"annotations"}
+        and not isinstance(vars(module)[n], type(importlib))
+    )
+    assert sorted(set(exported)) == sorted(exported), "duplicates in __all__"
+    assert set(public) | {"__version__"} >= set(exported)
+    assert sorted(set(public) - {"annotations"}) == sorted(set(exported) - {"__version__"})
+
+
+def test_all_names_resolve() -> None:
+    """Every name in kanidm_sync.__all__ can be imported."""
+    for name in kanidm_sync.__all__:
+        assert getattr(kanidm_sync, name) is not None
+
+
+def test_public_classes_present_as_top_level() -> None:
+    """Public classes say kanidm_sync.X, not the private module they live in."""
+    for name in kanidm_sync.__all__:
+        obj = getattr(kanidm_sync, name)
+        if isinstance(obj, type):
+            assert "kanidm_sync" == obj.__module__, name
