@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from enum import StrEnum
 
 import attrs
@@ -60,6 +61,10 @@ class Problem:
         return f"{self.severity.value}: {place}: {self.message} [{self.code}]"
 
 
+def _problems(values: Iterable[Problem]) -> tuple[Problem, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class ValidationReport:
     """Every problem found by one validation pass.
@@ -68,7 +73,7 @@ class ValidationReport:
         problems: all problems, errors and warnings, in entry order.
     """
 
-    problems: tuple[Problem, ...] = attrs.field(default=(), converter=tuple)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=_problems)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -84,6 +89,41 @@ class ValidationReport:
     def ok(self) -> bool:
         """``True`` when there is no error (warnings allowed)."""
         return not any(p.severity is Severity.ERROR for p in self.problems)
+
+    def by_code(self, *codes: str) -> tuple[Problem, ...]:
+        """The problems with one of ``codes`` (``report.by_code("name.syntax")``).
+
+        A code ending in ``.`` selects a family: ``by_code("duplicate.")``.
+
+        Args:
+            *codes: exact codes, or prefixes ending in ``.``.
+
+        Returns:
+            The matching problems, in report order.
+        """
+        exact = {c for c in codes if not c.endswith(".")}
+        prefixes = tuple(c for c in codes if c.endswith("."))
+        return tuple(
+            p
+            for p in self.problems
+            if p.code in exact or (prefixes and p.code.startswith(prefixes))
+        )
+
+    def by_entry(self) -> dict[int | None, tuple[Problem, ...]]:
+        """The problems grouped by entry index (``None`` for ChangeSet-wide ones).
+
+        Returns:
+            Entry index -> its problems, in report order.
+        """
+        grouped: dict[int | None, list[Problem]] = {}
+        for p in self.problems:
+            grouped.setdefault(p.index, []).append(p)
+        return {k: tuple(v) for k, v in grouped.items()}
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """The distinct problem codes in the report."""
+        return frozenset(p.code for p in self.problems)
 
     def raise_for_errors(self) -> None:
         """Raise if there is any error.
