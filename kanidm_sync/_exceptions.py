@@ -21,6 +21,7 @@ The tree::
         ├── APIConnectionError         no response at all
         │   └── APITimeoutError        no response in time
         ├── NotAppliedError            an apply's outcome was checked: it did not commit
+        ├── LoginError                 /v1/auth denied, or no read-write session can be had
         └── APIStatusError             Kanidm answered with an error status
             ├── RequestRejectedError   the HTTP layer refused the body (400/405/413/415/422)
             ├── AuthenticationError    401, or a token of the wrong kind
@@ -51,6 +52,7 @@ from ._types import JSONValue
 
 if TYPE_CHECKING:
     from ._proto._report import ValidationReport
+    from ._proto._state import SyncState
 
 __all__ = [
     "APIConnectionError",
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidAttributeError",
     "InvalidEntryStateError",
     "KanidmSyncError",
+    "LoginError",
     "NotAppliedError",
     "NotFoundError",
     "OwnershipError",
@@ -173,8 +176,48 @@ class NotAppliedError(APIError):
 
     Kanidm applies a ChangeSet atomically: when Kanidm's state is not the ``to_state``
     that was sent, nothing of the ChangeSet is in Kanidm, and it is safe to retry from
-    the state Kanidm now reports.
+    the state Kanidm now reports. The lost reply (or the 408) is the ``__cause__``.
+
+    Attributes:
+        state: the :data:`~kanidm_sync.SyncState` Kanidm reported after the loss.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: SyncState | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.state = state
+
+
+class LoginError(APIError):
+    """Raised when an admin session cannot be had through ``/v1/auth``.
+
+    Kanidm denied the credential (``/v1/auth`` answers 200 with ``denied``), the server
+    asks for a second factor no callback supplies, or a write needs a read-write session
+    that the given token cannot provide and no credentials allow a re-authentication.
+
+    Attributes:
+        reason: Kanidm's denied reason (``"incorrect password"``) or our own explanation.
+        offered: the mechanisms or credentials the server offered, when that matters.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        offered: Sequence[str] = (),
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.reason = reason
+        self.offered: tuple[str, ...] = tuple(offered)
 
 
 class APIStatusError(APIError):

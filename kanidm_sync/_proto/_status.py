@@ -138,6 +138,31 @@ ERROR_TABLE: Final[Mapping[str, ErrorSpec]] = {
         _spec("plugin/credimport", 500, CredentialImportError),
         _spec("plugin/referentialintegrity", 500, ReferentialIntegrityError),
         _spec("databaselockacquisitiontimeout", 500, ServerError, "retry later"),
+        # Login and re-authentication (kanidm-auth.md §1.6, §2.3).
+        _spec(
+            "invalidauthstate",
+            500,
+            AuthenticationError,
+            "the login handshake was lost: start again from init2",
+        ),
+        _spec(
+            "invalidsessionstate",
+            500,
+            AuthenticationError,
+            "the login handshake expired or reached another server: start again",
+        ),
+        _spec(
+            "sessionmaynotreauth",
+            500,
+            AuthenticationError,
+            "a read-write login cannot re-authenticate: log in again",
+        ),
+        _spec(
+            "invalidstate",
+            500,
+            AuthenticationError,
+            "an API token cannot re-authenticate (or the session is not recorded yet)",
+        ),
     )
 }
 """Every Kanidm error variant the sync protocol can produce (spec §2.1.1, §2.4, §4.9)."""

@@ -1,0 +1,476 @@
+"""Admin authentication: bearer tokens, the ``kanidm login`` token cache, client config files.
+
+Owns (kanidm-auth.md):
+
+* :class:`KanidmAuth`, the ``httpx.Auth`` both clients use. It sends a bearer token as
+  given (an API token, a session, a sync token) and, when it holds login credentials, logs in
+  through ``/v1/auth`` (§1), re-authenticates through ``/v1/reauth`` (§2.3) or logs in again
+  when a write needs a read-write window that has ended (§2.6), and logs in again once after
+  a 401. The multi-step exchanges are the pure generator flows of ``_proto/_flows.py``;
+  httpx drives them for the blocking and the async client alike.
+* :func:`load_cached_token`: read-only reuse of the CLI's token cache (§3.1). This module
+  never writes that file.
+* :class:`ClientConfig` / :func:`load_client_config`: the CLI's TOML config files and their
+  environment overrides (§3.2).
+
+It must never log, repr or put in an exception text a token or a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import tomllib
+from collections.abc import Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Final, Self
+
+import attrs
+import httpx
+from typing_extensions import override
+
+from ._exceptions import APIStatusError, ConfigError, LoginError
+from ._proto._admin import TokenInfo, inspect_token
+from ._proto._flows import (
+    Call,
+    LoginCredentials,
+    Reply,
+    SecondFactor,
+    login_flow,
+    reauth_flow,
+)
+from ._transport import call_to_request, log_response, reply_from_response, ssl_verify
+
+__all__ = [
+    "DEFAULT_CONFIG_PATHS",
+    "DEFAULT_TOKEN_CACHE",
+    "WRITE_EXTENSION",
+    "ClientConfig",
+    "KanidmAuth",
+    "load_cached_token",
+    "load_client_config",
+]
+
+WRITE_EXTENSION: Final = "kanidm_sync.write"
+"""Request extension marking an admin call that needs a read-write session."""
+
+_CARRIED_HEADERS: Final = frozenset({"user-agent", "accept"})
+
+DEFAULT_TOKEN_CACHE: Final = "~/.cache/kanidm_tokens"
+"""The CLI's token cache (kanidm: proto/src/constants.rs ``CLIENT_TOKEN_CACHE``)."""
+
+DEFAULT_CONFIG_PATHS: Final = ("/etc/kanidm/config", "~/.config/kanidm")
+"""System file (Linux/Debian profile), then the per-user file; later overrides earlier."""
+
+
+class KanidmAuth(httpx.Auth):
+    """How the clients authenticate: a bearer token, login credentials, or both.
+
+    Build one with :meth:`from_token`, :meth:`password` or :meth:`from_token_cache` and pass
+    it as ``auth=`` to :class:`~kanidm_sync.Client` / :class:`~kanidm_sync.AsyncClient`
+    (a plain ``token=`` string is wrapped in one for you).
+
+    With credentials, before a call that changes a sync account it makes sure the session
+    can write: a privilege-capable session is re-authenticated, an ended read-write login is
+    replaced by a new login; and a 401 leads to one new login and one resend. Without
+    credentials, a user session known to be read-only fails fast with
+    :class:`~kanidm_sync.LoginError` instead of reaching the server.
+
+    The token and the password never appear in the repr. One instance may serve one client
+    at a time (it keeps the current session).
+    """
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        credentials: LoginCredentials | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if token is None and credentials is None:
+            raise ValueError("KanidmAuth needs a token, credentials, or both")
+        self._token = token
+        self._credentials = credentials
+        self._clock = clock
+
+    @classmethod
+    def from_token(
+        cls,
+        token: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        totp: SecondFactor | None = None,
+    ) -> Self:
+        """Send ``token`` as given; with a username and password, re-authenticate as needed.
+
+        Args:
+            token: an API token, a session token, or a sync token.
+            username: the session's account, to re-authenticate or log in again.
+            password: that account's password.
+            totp: a callback returning the current TOTP code, when the account has one.
+
+        Returns:
+            The auth object.
+        """
+        creds = None
+        if username is not None and password is not None:
+            creds = LoginCredentials(username=username, password=password, totp=totp)
+        return cls(token=token, credentials=creds)
+
+    @classmethod
+    def password(
+        cls,
+        username: str,
+        password: str,
+        *,
+        totp: SecondFactor | None = None,
+        backup_code: str | None = None,
+        privileged: bool = True,
+    ) -> Self:
+        """Log in through ``/v1/auth`` on first use, asking for a read-write session.
+
+        Args:
+            username: name, SPN or UUID (``"admin"``).
+            password: the password (for ``admin``, the one ``kanidmd recover-account`` set).
+            totp: a callback returning the current TOTP code; needed when the account has
+                TOTP (without it, a login that needs one raises LoginError saying so).
+            backup_code: a backup code, used when TOTP is not available.
+            privileged: send ``privileged: true`` in ``init2`` (a read-write session of up
+                to one hour). With ``False`` a person gets a read-only session and is
+                re-authenticated before each write window.
+
+        Returns:
+            The auth object.
+        """
+        creds = LoginCredentials(
+            username=username,
+            password=password,
+            totp=totp,
+            backup_code=backup_code,
+            privileged=privileged,
+        )
+        return cls(credentials=creds)
+
+    @classmethod
+    def from_token_cache(
+        cls,
+        name: str | None = None,
+        *,
+        url: str | None = None,
+        instance: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        password: str | None = None,
+        totp: SecondFactor | None = None,
+    ) -> Self:
+        """Reuse the session of ``kanidm login`` (see :func:`load_cached_token`).
+
+        Args:
+            name: the account name or SPN (default ``KANIDM_NAME``).
+            url: the server URL, to match ``name@host``.
+            instance: the CLI instance (default ``KANIDM_INSTANCE`` or the default one).
+            path: the cache file (default ``KANIDM_TOKEN_CACHE_PATH`` or
+                ``~/.cache/kanidm_tokens``).
+            password: the account's password, to re-authenticate when the session must
+                write and is not elevated (otherwise run ``kanidm reauth`` first).
+            totp: a TOTP callback for that re-authentication.
+
+        Returns:
+            The auth object.
+
+        Raises:
+            ConfigError: no usable token in the cache.
+        """
+        token = load_cached_token(name, url=url, instance=instance, path=path)
+        info = inspect_token(token)
+        username = info.spn or name
+        return cls.from_token(token, username=username, password=password, totp=totp)
+
+    def __repr__(self) -> str:
+        who = self._credentials.username if self._credentials else None
+        token = "<none>" if self._token is None else "***"
+        return f"KanidmAuth(token={token}, username={who!r})"
+
+    @property
+    def token_info(self) -> TokenInfo | None:
+        """What the current token's payload says (kind, scope, expiry), or ``None``."""
+        return inspect_token(self._token) if self._token is not None else None
+
+    # --- the flow ---------------------------------------------------------------------
+
+    def _run(
+        self, flow: Generator[Call, Reply, str], request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        """Drive a pure flow inside httpx's auth machinery.
+
+        The steps go through the same httpx client, so its cookie jar keeps a load
+        balancer's stickiness cookie for the whole handshake (kanidm-auth.md §1.1).
+        """
+        # Only the client-wide headers carry over; Content-Length and friends describe the
+        # original request's body, not the login step's.
+        common = httpx.Headers(
+            {k: v for k, v in request.headers.items() if k.lower() in _CARRIED_HEADERS}
+        )
+        try:
+            call = next(flow)
+            while True:
+                outgoing = call_to_request(call, request.url, common)
+                if call.authenticated and self._token is not None:
+                    outgoing.headers["Authorization"] = f"Bearer {self._token}"
+                response = yield outgoing
+                log_response(response)
+                call = flow.send(reply_from_response(response))
+        except StopIteration as stop:
+            token: str = stop.value
+            return token
+
+    def _login(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        assert self._credentials is not None
+        self._token = None
+        self._token = yield from self._run(login_flow(self._credentials), request)
+
+    def _elevate(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        assert self._credentials is not None
+        info = self.token_info
+        if info is not None and info.purpose == "privilege_capable":
+            try:
+                self._token = yield from self._run(reauth_flow(self._credentials), request)
+                return
+            except APIStatusError as exc:
+                # 500 sessionmaynotreauth: a read-write login; log in again instead.
+                # 500 invalidstate: the session record is not written yet right after a
+                # login [inferred, kanidm-auth.md §2.3]; a fresh login is the safe answer.
+                if exc.variant not in ("sessionmaynotreauth", "invalidstate"):
+                    raise
+        yield from self._login(request)
+
+    @override
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Attach the bearer token, logging in or elevating first when needed."""
+        now = self._clock()
+        fresh = False
+        if self._credentials is not None:
+            info = self.token_info
+            if info is None or info.expired(now):
+                yield from self._login(request)
+                fresh = True
+            elif request.extensions.get(WRITE_EXTENSION) and info.can_write(now) is False:
+                yield from self._elevate(request)
+                fresh = True
+        elif request.extensions.get(WRITE_EXTENSION):
+            info = self.token_info
+            if info is not None and info.kind == "user" and info.can_write(now) is False:
+                raise LoginError(
+                    f"{request.method} {request.url.path} needs a read-write session and the "
+                    f"token of {info.spn or 'this session'} is {info.purpose.replace('_', '-')}"
+                    " now: run `kanidm reauth`, or give KanidmAuth a username and password",
+                    reason="read-write session required",
+                    method=request.method,
+                    url=str(request.url),
+                )
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        response = yield request
+        if response.status_code == 401 and self._credentials is not None and not fresh:
+            # kanidm-auth.md §2.6: on 401 drop the token, log in again, resend once.
+            log_response(response)
+            yield from self._login(request)
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
+
+
+# --- the CLI token cache ----------------------------------------------------------------
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def load_cached_token(
+    name: str | None = None,
+    *,
+    url: str | None = None,
+    instance: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> str:
+    """Pick a session token from the ``kanidm login`` cache, as the CLI would.
+
+    The file is ``{"instances": {<instance>: {"keys": {...}, "tokens": {<spn>: <jws>}}}}``
+    (kanidm-auth.md §3.1). Selection: a name with ``@`` is an exact SPN; a name without
+    ``@`` tries ``name@<host of url>`` then the unique SPN starting with ``name@``; no name
+    takes the only token. Expired tokens are skipped. The file is never modified.
+
+    Args:
+        name: account name or SPN; default ``KANIDM_NAME``.
+        url: the server URL (for the ``name@host`` rule); default ``KANIDM_URL``.
+        instance: the CLI instance; default ``KANIDM_INSTANCE`` or ``""``.
+        path: the cache file; default ``KANIDM_TOKEN_CACHE_PATH`` or ``~/.cache/kanidm_tokens``.
+        environ: the environment to read (default ``os.environ``).
+        now: the current Unix time (default: the clock).
+
+    Returns:
+        The token.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or no single unexpired token matches.
+    """
+    env = _env(environ)
+    file = Path(os.fspath(path or env.get("KANIDM_TOKEN_CACHE_PATH") or DEFAULT_TOKEN_CACHE))
+    file = file.expanduser()
+    inst = instance if instance is not None else env.get("KANIDM_INSTANCE", "")
+    name = name if name is not None else env.get("KANIDM_NAME")
+    url = url if url is not None else env.get("KANIDM_URL")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no kanidm token cache (run `kanidm login` first)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{file}: cannot read the kanidm token cache ({exc})") from exc
+    instances = data.get("instances") if isinstance(data, dict) else None
+    section = instances.get(inst) if isinstance(instances, dict) else None
+    tokens = section.get("tokens") if isinstance(section, dict) else None
+    if not isinstance(tokens, dict):
+        raise ConfigError(f"{file}: no tokens for instance {inst!r}")
+    when = time.time() if now is None else now
+    live = {
+        spn: tok
+        for spn, tok in tokens.items()
+        if isinstance(spn, str) and isinstance(tok, str) and not inspect_token(tok).expired(when)
+    }
+    chosen = _choose_spn(live, name, url)
+    if chosen is None:
+        wanted = f"for {name!r}" if name else "(give a name: several sessions are cached)"
+        raise ConfigError(
+            f"{file}: no single unexpired session {wanted} in instance {inst!r}; "
+            f"cached: {sorted(tokens)}"
+        )
+    return live[chosen]
+
+
+def _choose_spn(live: Mapping[str, str], name: str | None, url: str | None) -> str | None:
+    if name is None:
+        return next(iter(live)) if len(live) == 1 else None
+    if "@" in name:
+        return name if name in live else None
+    if url:
+        host = httpx.URL(url).host
+        if f"{name}@{host}" in live:
+            return f"{name}@{host}"
+    matches = [spn for spn in live if spn.startswith(f"{name}@")]
+    return matches[0] if len(matches) == 1 else None
+
+
+# --- client configuration files ---------------------------------------------------------
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """The Kanidm client configuration (kanidm-auth.md §3.2).
+
+    Attributes:
+        uri: the server base URL.
+        verify_ca: check the certificate chain.
+        verify_hostnames: check the certificate's host name.
+        ca_path: a PEM file added to the trust roots.
+        connect_timeout: TCP/TLS connect timeout in seconds.
+    """
+
+    uri: str | None = None
+    verify_ca: bool = True
+    verify_hostnames: bool = True
+    ca_path: str | None = None
+    connect_timeout: float | None = None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """The ``verify=`` value for an httpx client (``True``, ``False`` or an SSL context).
+
+        Raises:
+            OSError: ``ca_path`` cannot be read.
+        """
+        return ssl_verify(self.verify_ca, self.ca_path, verify_hostnames=self.verify_hostnames)
+
+
+_KEYS: Final[dict[str, type | tuple[type, ...]]] = {
+    "uri": str,
+    "verify_ca": bool,
+    "verify_hostnames": bool,
+    "ca_path": str,
+    "connect_timeout": (int, float),
+}
+
+
+def _apply_table(values: dict[str, object], table: Mapping[str, object], where: str) -> None:
+    for key, value in table.items():
+        expected = _KEYS.get(key)
+        if expected is None:
+            continue  # other CLI keys, and named-instance tables at the top level
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+        values[key] = value
+
+
+def load_client_config(
+    instance: str | None = None,
+    *,
+    paths: Sequence[str | os.PathLike[str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ClientConfig:
+    """Load the Kanidm client config as the CLI does: files, then environment overrides.
+
+    Files (later override earlier): ``/etc/kanidm/config`` then ``~/.config/kanidm``;
+    missing files are skipped. With an instance (argument or ``KANIDM_INSTANCE``) only that
+    instance's table is read from each file. Then ``KANIDM_URL``, ``KANIDM_CA_PATH``,
+    ``KANIDM_SKIP_HOSTNAME_VERIFICATION`` and ``KANIDM_ACCEPT_INVALID_CERTS`` apply (the two
+    flags can only turn checks off).
+
+    Args:
+        instance: a named instance, or ``None`` for ``KANIDM_INSTANCE`` / the default one.
+        paths: the files to read instead of the default two.
+        environ: the environment to read (default ``os.environ``).
+
+    Returns:
+        The merged configuration.
+
+    Raises:
+        ConfigError: a file is not valid TOML or a key has the wrong type.
+    """
+    env = _env(environ)
+    inst = instance if instance is not None else env.get("KANIDM_INSTANCE") or None
+    values: dict[str, object] = {}
+    for raw in paths if paths is not None else DEFAULT_CONFIG_PATHS:
+        file = Path(os.fspath(raw)).expanduser()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError:
+            continue  # a missing or unreadable file is skipped silently, as the CLI does
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML ({exc})") from exc
+        if inst is None:
+            _apply_table(values, doc, str(file))
+        elif isinstance(doc.get(inst), dict):
+            # Named instances do not inherit the top-level defaults.
+            _apply_table(values, doc[inst], f"{file} [{inst}]")
+    if env.get("KANIDM_URL"):
+        values["uri"] = env["KANIDM_URL"]
+    if env.get("KANIDM_CA_PATH"):
+        values["ca_path"] = env["KANIDM_CA_PATH"]
+    if env.get("KANIDM_SKIP_HOSTNAME_VERIFICATION", "").lower() in _TRUE:
+        values["verify_hostnames"] = False
+    if env.get("KANIDM_ACCEPT_INVALID_CERTS", "").lower() in _TRUE:
+        values["verify_ca"] = False
+    return ClientConfig(
+        uri=values.get("uri"),  # type: ignore[arg-type]  # type checked by _apply_table
+        verify_ca=values.get("verify_ca", True),  # type: ignore[arg-type]  # idem
+        verify_hostnames=values.get("verify_hostnames", True),  # type: ignore[arg-type]  # idem
+        ca_path=values.get("ca_path"),  # type: ignore[arg-type]  # idem
+        connect_timeout=values.get("connect_timeout"),  # type: ignore[arg-type]  # idem
+    )
