@@ -14,12 +14,15 @@ from ._protocols import (
     SourceAdapter,
     SourceBatch,
 )
+from ._snapshot import SnapshotAdapter, SnapshotSource
 
 __all__ = [
     "AsyncSourceAdapter",
     "Delta",
     "FullImage",
     "RefreshRequired",
+    "SnapshotAdapter",
+    "SnapshotSource",
     "SourceAdapter",
     "SourceBatch",
 ]

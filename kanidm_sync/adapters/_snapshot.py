@@ -1,0 +1,570 @@
+"""Snapshot sources, and the adapter that turns a snapshot into deltas.
+
+Owns: the :class:`SnapshotSource` protocol (a source that can only list everything) and
+:class:`SnapshotAdapter`, a :class:`~kanidm_sync.adapters.SourceAdapter` that diffs each
+new snapshot against the last one Kanidm applied, kept in a local state store (one JSON
+file). Must not: talk to Kanidm, or need any callback from the runner. Everything it
+needs to know about what Kanidm holds is in the cookie Kanidm returns.
+
+Theory of operation
+-------------------
+Every batch this adapter returns carries a cookie of the form
+``kanidm-sync:snapshot:1:g<generation>:<digest>``. Each entry has a digest: SHA-256 (cut
+to 128 bits) of its compact wire JSON, the canonical encoding. The cookie's digest names
+the snapshot's content: for a full image, a SHA-256 of every sorted ``id=digest`` pair;
+for a delta, a SHA-256 of the base cookie (which names the base content) and the sorted
+changes, so it costs time in proportion to the churn only. The generation counts batches
+sent from this store, so a cookie never repeats even when the content does. The runner
+applies the batch with that cookie as ``to_state``, so Kanidm's cookie always names the
+last snapshot it committed.
+
+The store holds two snapshots, as maps of entry id -> entry digest (never the entries
+themselves, and never a secret in clear):
+
+* **committed**: the snapshot Kanidm is known to hold;
+* **pending**: the snapshot last returned (as a change list against ``committed``),
+  which Kanidm may or may not have committed.
+
+``fetch(state)`` decides from Kanidm's state alone:
+
+1. ``Refresh``; no store; a store that is unreadable, corrupt, of another version or
+   written under another ``fingerprint``; or a cookie the store does not know:
+   return a :class:`~kanidm_sync.adapters.FullImage`. The store is then rewritten with
+   no committed snapshot and the full image as pending.
+2. Kanidm's cookie is the **pending** one: the previous apply committed even if the
+   process died before it could record that. Promote pending to committed.
+3. Kanidm's cookie is the **committed** one: the previous pending (if any) never
+   committed; forget it.
+4. Kanidm's cookie is the pending one followed by ``#`` and anything
+   (:data:`PARTIAL_COOKIE_SEPARATOR`): a runner split the pending batch into several
+   applies, chained by intermediate cookies, and stopped part-way. Diff against
+   committed, and also resend (or delete again) every entry the pending batch touched,
+   since Kanidm may hold either version of them. A partly applied full image is
+   answered with a full image.
+5. Diff the new snapshot against committed: a :class:`~kanidm_sync.adapters.Delta`
+   with the added and changed entries (full content) and the deleted ids. Record it as
+   pending (atomic write: temporary file, fsync, ``os.replace``) *before* returning it.
+
+A crash at any point converges: before the store write nothing changed; after it, Kanidm
+either committed the pending cookie (case 2) or did not (case 3). An apply that Kanidm
+refused leaves its cookie unchanged, so the next run diffs against committed again and
+resends every change, including the refused ones.
+
+When nothing changed the adapter returns an empty ``Delta`` whose cookie is Kanidm's
+current cookie, and records no pending snapshot. Applying it is harmless (Kanidm accepts
+an ``Active`` -> same ``Active`` apply and changes nothing) but is noise: a runner may
+skip an empty delta whose cookie equals its ``from_state`` cookie.
+
+Rules (exclude and remap) are applied by the runner *after* ``fetch``, so a change of
+rules does not show as churn in the snapshot. Pass ``fingerprint=rules.fingerprint`` so
+that a store written under other rules is treated as a mismatch (a full image follows,
+which re-applies the new rules to every entry).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Final, Protocol, runtime_checkable
+
+import attrs
+
+from .._exceptions import KanidmSyncError, SourceError
+from .._proto._codec import encode_entry
+from .._proto._entries import Entry
+from .._proto._state import ActiveState, RefreshState, SyncState
+from ._protocols import Delta, FullImage
+
+__all__ = [
+    "PARTIAL_COOKIE_SEPARATOR",
+    "STORE_FORMAT",
+    "STORE_VERSION",
+    "SnapshotAdapter",
+    "SnapshotSource",
+]
+
+_log = logging.getLogger("kanidm_sync.adapters")
+
+STORE_FORMAT: Final = "kanidm-sync snapshot store"
+"""The ``format`` field of a snapshot store file."""
+
+STORE_VERSION: Final = 1
+"""The ``version`` field this release writes and reads; any other is a mismatch."""
+
+_COOKIE_PREFIX: Final = b"kanidm-sync:snapshot:1:"
+
+PARTIAL_COOKIE_SEPARATOR: Final = b"#"
+"""A runner that applies one batch in several parts may record ``<cookie>#<anything>``
+after each part but the last; the adapter then knows the batch was applied in part."""
+
+# One compact JSON writer for digests: the wire form with its key order, no whitespace.
+# Only equality matters here (not serde byte-compatibility), so the plain stdlib encoder
+# is enough and faster than the codec's exact-float writer.
+_canonical_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
+).encode
+
+
+@runtime_checkable
+class SnapshotSource(Protocol):
+    """A source that can only list everything it holds (a CSV export, an HR API).
+
+    Wrap it in :class:`SnapshotAdapter` to get a :class:`~kanidm_sync.adapters.SourceAdapter`
+    that sends Kanidm only what changed.
+    """
+
+    def snapshot(self) -> Iterable[Entry]:
+        """Return every entry the source holds now, each with its full content.
+
+        Returns:
+            The entries, in any order; each id at most once.
+
+        Raises:
+            SourceError: reading the source failed.
+        """
+        ...
+
+
+@attrs.frozen
+class _Snapshot:
+    """One snapshot as the store keeps it: entry id (text) -> entry digest (text)."""
+
+    cookie: bytes
+    generation: int
+    digests: Mapping[str, str]
+
+
+@attrs.frozen
+class _Pending:
+    """A snapshot returned but perhaps not committed, as a change list against ``base``."""
+
+    cookie: bytes
+    generation: int
+    base: bytes | None
+    changed: Mapping[str, str]
+    deleted: tuple[str, ...]
+
+
+@attrs.frozen
+class _Store:
+    fingerprint: str
+    committed: _Snapshot | None
+    pending: _Pending | None
+
+
+class _CorruptStoreError(Exception):
+    """The store file exists but cannot be used; the message says why."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii")
+
+
+def _unb64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise _CorruptStoreError(f"{what} is not a string")
+    try:
+        return base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise _CorruptStoreError(f"{what} is not base64") from None
+
+
+def _digest_map(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _CorruptStoreError(f"{what} is not an object")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise _CorruptStoreError(f"{what}[{key!r}] is not a string")
+    return value
+
+
+def _generation(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _CorruptStoreError(f"{what} is not a non-negative integer")
+    return value
+
+
+def _decode_store(data: object) -> _Store:
+    if not isinstance(data, dict):
+        raise _CorruptStoreError("the top level is not an object")
+    if data.get("format") != STORE_FORMAT:
+        raise _CorruptStoreError("'format' is not a kanidm-sync snapshot store")
+    if data.get("version") != STORE_VERSION:
+        raise _CorruptStoreError(f"'version' is {data.get('version')!r}, not {STORE_VERSION}")
+    fingerprint = data.get("fingerprint")
+    if not isinstance(fingerprint, str):
+        raise _CorruptStoreError("'fingerprint' is not a string")
+    committed: _Snapshot | None = None
+    raw = data.get("committed")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise _CorruptStoreError("'committed' is not an object")
+        committed = _Snapshot(
+            cookie=_unb64(raw.get("cookie"), "committed.cookie"),
+            generation=_generation(raw.get("generation"), "committed.generation"),
+            digests=_digest_map(raw.get("entries"), "committed.entries"),
+        )
+    pending: _Pending | None = None
+    raw = data.get("pending")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise _CorruptStoreError("'pending' is not an object")
+        base = raw.get("base")
+        deleted = raw.get("deleted")
+        if not isinstance(deleted, list) or not all(isinstance(d, str) for d in deleted):
+            raise _CorruptStoreError("'pending.deleted' is not a list of strings")
+        pending = _Pending(
+            cookie=_unb64(raw.get("cookie"), "pending.cookie"),
+            generation=_generation(raw.get("generation"), "pending.generation"),
+            base=None if base is None else _unb64(base, "pending.base"),
+            changed=_digest_map(raw.get("changed"), "pending.changed"),
+            deleted=tuple(deleted),
+        )
+        if pending.base is not None and (committed is None or committed.cookie != pending.base):
+            raise _CorruptStoreError("'pending.base' is not the committed snapshot")
+    return _Store(fingerprint=fingerprint, committed=committed, pending=pending)
+
+
+def _encode_store(store: _Store) -> str:
+    committed = store.committed
+    pending = store.pending
+    data: dict[str, object] = {
+        "format": STORE_FORMAT,
+        "version": STORE_VERSION,
+        "fingerprint": store.fingerprint,
+        "committed": None
+        if committed is None
+        else {
+            "cookie": _b64(committed.cookie),
+            "generation": committed.generation,
+            "entries": committed.digests,
+        },
+        "pending": None
+        if pending is None
+        else {
+            "cookie": _b64(pending.cookie),
+            "generation": pending.generation,
+            "base": None if pending.base is None else _b64(pending.base),
+            "changed": pending.changed,
+            "deleted": list(pending.deleted),
+        },
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _promote(store: _Store) -> _Snapshot:
+    """The snapshot Kanidm holds once the pending one committed."""
+    pending = store.pending
+    assert pending is not None  # only called when Kanidm holds the pending cookie
+    if pending.base is None:
+        digests = dict(pending.changed)
+    else:
+        assert store.committed is not None  # _decode_store checked the base
+        digests = dict(store.committed.digests)
+        digests.update(pending.changed)
+        for key in pending.deleted:
+            digests.pop(key, None)
+    return _Snapshot(cookie=pending.cookie, generation=pending.generation, digests=digests)
+
+
+def _full_digest(digests: Mapping[str, str]) -> str:
+    text = "\n".join([f"{key}={digests[key]}" for key in sorted(digests)])
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+def _delta_digest(base: bytes, changed: Mapping[str, str], deleted: Iterable[str]) -> str:
+    # Chained from the base cookie, which names the base content: the result names the
+    # new content too, at a cost proportional to the churn, not to the directory.
+    text = "\n".join([f"{key}={changed[key]}" for key in sorted(changed)])
+    gone = "\n".join(sorted(deleted))
+    data = b"%s\n%s\n-\n%s" % (base, text.encode("ascii"), gone.encode("ascii"))
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _make_cookie(generation: int, digest: str) -> bytes:
+    return _COOKIE_PREFIX + f"g{generation}:{digest}".encode("ascii")
+
+
+def _entry_digest(entry: Entry) -> str:
+    # The canonical encoding is the entry's wire JSON (header, then sorted attributes).
+    # 128 bits of SHA-256 is plenty to detect change, and keeps the store small.
+    text = _canonical_json(encode_entry(entry))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _describe(entry: Entry) -> str:
+    return f"{entry.id}" + (f" ({entry.external_id!r})" if entry.external_id else "")
+
+
+class SnapshotAdapter:
+    """A :class:`~kanidm_sync.adapters.SourceAdapter` over a :class:`SnapshotSource`.
+
+    Each :meth:`fetch` lists the whole source, and returns either a full image or only
+    the churn since the snapshot Kanidm holds, which it recognises by the cookie. See the
+    module documentation for the store and why a crash at any point converges.
+
+    Use one store file per sync account, and one process at a time per store.
+
+    Args:
+        source: the snapshot source.
+        state_path: the store file (created on first use, with mode 0600). Its directory
+            must exist and be writable.
+        fingerprint: any text that identifies the rules applied after the source (for
+            example :attr:`kanidm_sync.Rules.fingerprint`); a store written under another
+            fingerprint is not trusted, and the next batch is a full image.
+    """
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        state_path: str | os.PathLike[str],
+        *,
+        fingerprint: str = "",
+    ) -> None:
+        self._source = source
+        self._path = pathlib.Path(state_path)
+        self._fingerprint = fingerprint
+        # The last snapshot this object computed: id -> (entry, digest). An equal entry
+        # in the next snapshot reuses its digest, so a long-running process only encodes
+        # what changed.
+        self._cache: dict[str, tuple[Entry, str]] = {}
+
+    @property
+    def source(self) -> SnapshotSource:
+        """The wrapped snapshot source."""
+        return self._source
+
+    @property
+    def state_path(self) -> pathlib.Path:
+        """The store file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SnapshotAdapter({self._source!r}, state_path={str(self._path)!r})"
+
+    def reset(self) -> None:
+        """Delete the store: the next :meth:`fetch` returns a full image.
+
+        Raises:
+            SourceError: the file exists but could not be removed.
+        """
+        try:
+            self._path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SourceError(f"{self._path}: cannot remove the snapshot store") from exc
+
+    def fetch(self, state: SyncState) -> FullImage | Delta:
+        """List the source and return what Kanidm does not hold yet.
+
+        Args:
+            state: Kanidm's current sync state.
+
+        Returns:
+            A :class:`~kanidm_sync.adapters.FullImage` (first run, ``Refresh``, a missing,
+            corrupt or mismatched store) or a :class:`~kanidm_sync.adapters.Delta`.
+
+        Raises:
+            SourceError: the source failed, listed an id twice, or the store could not
+                be written.
+        """
+        current = self._read_source()
+        store = self._load()
+        base = self._base_for(state, store)
+        if base is None:
+            return self._full_image(current, store)
+        assert isinstance(state, ActiveState)  # _base_for returns None otherwise
+        committed, promoted, uncertain = base
+        entries, changed, deleted = self._diff(current, committed.digests, uncertain)
+        if not changed and not deleted:
+            if promoted or (store is not None and store.pending is not None):
+                self._write(_Store(self._fingerprint, committed, None))
+            _log.info("snapshot unchanged since %r", committed.cookie.decode("ascii", "replace"))
+            return Delta(entries=(), deleted=(), cookie=state.cookie)
+        generation = committed.generation + 1
+        cookie = _make_cookie(generation, _delta_digest(committed.cookie, changed, deleted))
+        pending = _Pending(
+            cookie=cookie,
+            generation=generation,
+            base=committed.cookie,
+            changed=changed,
+            deleted=tuple(deleted),
+        )
+        self._write(_Store(self._fingerprint, committed, pending))
+        _log.info(
+            "snapshot delta: %d added or changed, %d deleted, of %d entries",
+            len(entries),
+            len(deleted),
+            len(current),
+        )
+        return Delta(entries=entries, deleted=[uuid.UUID(hex=k) for k in deleted], cookie=cookie)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _read_source(self) -> dict[str, tuple[Entry, str]]:
+        try:
+            listed = iter(self._source.snapshot())
+            current: dict[str, tuple[Entry, str]] = {}
+            cache = self._cache
+            for entry in listed:
+                key = entry.id.hex
+                if key in current:
+                    other = current[key][0]
+                    raise SourceError(
+                        f"the snapshot lists entry id {entry.id} twice: "
+                        f"{_describe(other)} and {_describe(entry)}"
+                    )
+                cached = cache.get(key)
+                if cached is not None and cached[0] == entry:
+                    current[key] = cached
+                else:
+                    current[key] = (entry, _entry_digest(entry))
+        except KanidmSyncError:
+            raise
+        except Exception as exc:
+            # Backend errors become SourceError; the message shows the type only, since
+            # a backend message may quote data (the exception is kept as __cause__).
+            raise SourceError(
+                f"the snapshot source {type(self._source).__name__} failed: {type(exc).__name__}"
+            ) from exc
+        self._cache = current
+        return current
+
+    def _load(self) -> _Store | None:
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            _log.info("%s: no snapshot store yet; sending a full image", self._path)
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            _log.warning(
+                "%s: cannot read the snapshot store (%s); sending a full image",
+                self._path,
+                type(exc).__name__,
+            )
+            return None
+        try:
+            store = _decode_store(json.loads(text))
+        except (ValueError, RecursionError, _CorruptStoreError) as exc:
+            _log.warning(
+                "%s: the snapshot store is corrupt (%s); sending a full image", self._path, exc
+            )
+            return None
+        if store.fingerprint != self._fingerprint:
+            _log.warning(
+                "%s: the snapshot store was written under other rules (fingerprint %r, "
+                "now %r); sending a full image",
+                self._path,
+                store.fingerprint,
+                self._fingerprint,
+            )
+            return None
+        return store
+
+    def _base_for(
+        self, state: SyncState, store: _Store | None
+    ) -> tuple[_Snapshot, bool, frozenset[str]] | None:
+        """What Kanidm holds, or None for a full image.
+
+        Returns:
+            The snapshot to diff against, whether it was just promoted, and the keys
+            whose content in Kanidm is unknown (a batch applied in part).
+        """
+        if isinstance(state, RefreshState):
+            _log.info("Kanidm is in Refresh; sending a full image")
+            return None
+        if store is None:
+            return None
+        cookie = state.cookie
+        if store.pending is not None and store.pending.cookie == cookie:
+            # The previous apply committed although its outcome was never recorded here.
+            _log.info("Kanidm committed the pending snapshot; promoting it")
+            return _promote(store), True, frozenset()
+        if store.committed is not None and store.committed.cookie == cookie:
+            return store.committed, False, frozenset()
+        pending = store.pending
+        if pending is not None and cookie.startswith(pending.cookie + PARTIAL_COOKIE_SEPARATOR):
+            # A runner split the pending batch into several applies and stopped part-way:
+            # Kanidm holds committed plus an unknown part of pending's changes.
+            if pending.base is None or store.committed is None:
+                _log.info("Kanidm holds part of a full image; sending a full image")
+                return None
+            _log.info("Kanidm holds part of the pending batch; resending all of it")
+            return store.committed, False, frozenset(pending.changed) | frozenset(pending.deleted)
+        _log.warning(
+            "%s: Kanidm holds a cookie this store did not record; sending a full image",
+            self._path,
+        )
+        return None
+
+    def _full_image(self, current: dict[str, tuple[Entry, str]], store: _Store | None) -> FullImage:
+        digests = {key: digest for key, (_, digest) in current.items()}
+        previous = 0
+        if store is not None:
+            generations = [s.generation for s in (store.committed, store.pending) if s]
+            previous = max(generations, default=0)
+        generation = previous + 1
+        cookie = _make_cookie(generation, _full_digest(digests))
+        pending = _Pending(
+            cookie=cookie, generation=generation, base=None, changed=digests, deleted=()
+        )
+        self._write(_Store(self._fingerprint, None, pending))
+        _log.info("snapshot full image: %d entries", len(current))
+        return FullImage(entries=[entry for entry, _ in current.values()], cookie=cookie)
+
+    @staticmethod
+    def _diff(
+        current: dict[str, tuple[Entry, str]],
+        committed: Mapping[str, str],
+        uncertain: frozenset[str],
+    ) -> tuple[list[Entry], dict[str, str], list[str]]:
+        entries: list[Entry] = []
+        changed: dict[str, str] = {}
+        for key, (entry, digest) in current.items():
+            if committed.get(key) != digest or key in uncertain:
+                entries.append(entry)
+                changed[key] = digest
+        deleted = [key for key in committed if key not in current]
+        deleted += [key for key in uncertain if key not in current and key not in committed]
+        return entries, changed, deleted
+
+    def _write(self, store: _Store) -> None:
+        text = _encode_store(store)
+        directory = self._path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=directory)
+        except OSError as exc:
+            raise SourceError(f"{self._path}: cannot write the snapshot store") from exc
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise SourceError(f"{self._path}: cannot write the snapshot store") from exc
+        _fsync_directory(directory)
+
+
+def _fsync_directory(directory: pathlib.Path) -> None:
+    # Make the rename itself durable. Not possible on every platform (Windows cannot
+    # open a directory), where os.replace is the best available.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
