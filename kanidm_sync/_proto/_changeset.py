@@ -6,19 +6,23 @@ here only forward to it.
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from ._entries import Entry
+from ._entries import Entry, _entry_label, _entry_summary, _short_urn
 from ._state import REFRESH, RetainIgnore, RetentionMode, SyncState
 
 if TYPE_CHECKING:
     from ._report import ValidationReport
 
 __all__ = ["ChangeSet"]
+
+_HTML_ROWS: Final = 50
+"""At most this many entries go into the HTML table, so a 100k-entry ChangeSet renders fast."""
 
 
 def _entries_tuple(values: Iterable[Entry]) -> tuple[Entry, ...]:
@@ -113,4 +117,35 @@ class ChangeSet:
             f"ChangeSet(from_state={self.from_state!r}, to_state={self.to_state!r}, "
             f"entries=<{len(self.entries)}{': ' + counts if counts else ''}>, "
             f"retain={self.retain!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """An HTML summary for Jupyter: states, counts by kind, the first entries (no secrets)."""
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts().items()))
+        head = (
+            f"<p><b>ChangeSet</b>: {html.escape(repr(self.from_state))} &rarr; "
+            f"{html.escape(repr(self.to_state))}, retain {html.escape(repr(self.retain))}</p>"
+            f"<p>{len(self.entries)} entries{': ' + html.escape(counts) if counts else ''}</p>"
+        )
+        if not self.entries:
+            return head
+        columns = ("#", "kind", "name", "id", "external id", "schemas", "content")
+        rows = []
+        for index, entry in enumerate(self.entries[:_HTML_ROWS]):
+            cells = (
+                str(index),
+                type(entry).__name__,
+                _entry_label(entry),
+                str(entry.id),
+                entry.external_id or "",
+                ", ".join(_short_urn(u) for u in entry.schemas),
+                _entry_summary(entry),
+            )
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        more = len(self.entries) - _HTML_ROWS
+        tail = f"<p>&hellip; and {more} more entries</p>" if more > 0 else ""
+        header = "".join(f"<th>{c}</th>" for c in columns)
+        return (
+            f"{head}<table><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>{tail}"
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import html
 import types
 import uuid
 from collections.abc import Iterable, Mapping
@@ -401,6 +402,10 @@ class Person:
             derived.append(SchemaUrn.OAUTH2_ACCOUNT.value)
         return _ordered(derived, self.schema_order)
 
+    def _repr_html_(self) -> str:
+        """An HTML table of the entry for Jupyter; secrets are masked."""
+        return _entry_html(self)
+
 
 @attrs.frozen(kw_only=True)
 class Group:
@@ -440,6 +445,10 @@ class Group:
         if self.posix is not None:
             derived.append(SchemaUrn.POSIXGROUP.value)
         return _ordered(derived, self.schema_order)
+
+    def _repr_html_(self) -> str:
+        """An HTML table of the entry for Jupyter; secrets are masked."""
+        return _entry_html(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -496,6 +505,10 @@ class ServiceAccount:
             derived.append(SchemaUrn.POSIXACCOUNT.value)
         return _ordered(derived, self.schema_order)
 
+    def _repr_html_(self) -> str:
+        """An HTML table of the entry for Jupyter; secrets are masked."""
+        return _entry_html(self)
+
 
 @attrs.frozen(kw_only=True)
 class GenericEntry:
@@ -519,6 +532,123 @@ class GenericEntry:
         factory=dict, converter=_frozen_mapping, hash=False, repr=_masked_mapping_repr
     )
 
+    def _repr_html_(self) -> str:
+        """An HTML table of the entry for Jupyter; secrets are masked."""
+        return _entry_html(self)
+
 
 Entry: TypeAlias = Person | Group | ServiceAccount | GenericEntry
 """Any entry a ChangeSet can carry."""
+
+
+# --- HTML rendering for Jupyter (secrets masked) -----------------------------------------------
+
+_SET: Final = "*** (set)"
+
+
+def _short_urn(urn: str) -> str:
+    return urn[len(SCHEMA_PREFIX) :] if urn.startswith(SCHEMA_PREFIX) else urn
+
+
+def _mail_text(mails: tuple[Mail, ...]) -> str:
+    return ", ".join(m.value + (" (primary)" if m.primary else "") for m in mails)
+
+
+def _gid_text(gidnumber: int | None) -> str:
+    return "(derived)" if gidnumber is None else str(gidnumber)
+
+
+def _raw_text(key: str, value: JSONValue) -> str:
+    return _SET if key in SECRET_ATTRIBUTES else repr(value)
+
+
+def _entry_rows(entry: Entry) -> list[tuple[str, str]]:
+    """The (field, shown value) rows of an entry, secrets masked, empty fields left out."""
+    rows: list[tuple[str, str]] = [
+        ("id", str(entry.id)),
+        ("external_id", entry.external_id or ""),
+        ("schemas", ", ".join(_short_urn(u) for u in entry.schemas)),
+    ]
+    if isinstance(entry, GenericEntry):
+        rows.extend((k, _raw_text(k, v)) for k, v in sorted(entry.attributes.items()))
+        return [r for r in rows if r[1]]
+    rows.append(("name", entry.name))
+    if isinstance(entry, Person | ServiceAccount):
+        rows.append(("displayname", entry.displayname))
+    if isinstance(entry, Person):
+        rows.append(("legalname", entry.legalname or ""))
+    if isinstance(entry, Group | ServiceAccount):
+        rows.append(("description", entry.description or ""))
+    rows.append(("mail", _mail_text(entry.mail)))
+    if isinstance(entry, Group):
+        if entry.member:
+            shown = ", ".join(entry.member[:10])
+            if len(entry.member) > 10:
+                shown += f", … ({len(entry.member) - 10} more)"
+            rows.append(("member", f"{len(entry.member)}: {shown}"))
+        if entry.posix is not None:
+            rows.append(("posix gidnumber", _gid_text(entry.posix.gidnumber)))
+    else:
+        rows.append(("ssh_publickey", ", ".join(k.label for k in entry.ssh_publickey)))
+        rows.append(("account_valid_from", entry.account_valid_from or ""))
+        rows.append(("account_expire", entry.account_expire or ""))
+        rows.append(("account_softlock_expire", entry.account_softlock_expire or ""))
+        rows.append(("password_import", _SET if entry.password_import is not None else ""))
+        if isinstance(entry, Person):
+            totps = ", ".join(
+                f"{t.external_id} ({t.algo}, {t.digits} digits)" for t in entry.totp_import
+            )
+            rows.append(("totp_import", totps + (" (secrets masked)" if totps else "")))
+            if entry.oauth2 is not None:
+                rows.append(("oauth2 provider", entry.oauth2.provider))
+                rows.append(("oauth2 user id", entry.oauth2.unique_user_id))
+                rows.append(("oauth2 user sub", entry.oauth2.unique_user_sub or ""))
+        if entry.posix is not None:
+            rows.append(("posix gidnumber", _gid_text(entry.posix.gidnumber)))
+            rows.append(("posix loginshell", entry.posix.loginshell or ""))
+            rows.append(
+                (
+                    "posix unix_password_import",
+                    _SET if entry.posix.unix_password_import is not None else "",
+                )
+            )
+    rows.extend((f"extra: {k}", _raw_text(k, v)) for k, v in sorted(entry.extra.items()))
+    return [r for r in rows if r[1]]
+
+
+def _entry_summary(entry: Entry) -> str:
+    """A one-cell summary of an entry's content, for the ChangeSet table (no secrets)."""
+    parts: list[str] = []
+    if isinstance(entry, GenericEntry):
+        parts.append(f"{len(entry.attributes)} attributes")
+    else:
+        if entry.mail:
+            parts.append(f"{len(entry.mail)} mail")
+        if isinstance(entry, Group):
+            parts.append(f"{len(entry.member)} members")
+        else:
+            if entry.ssh_publickey:
+                parts.append(f"{len(entry.ssh_publickey)} ssh keys")
+            if entry.password_import is not None:
+                parts.append("password import")
+            if isinstance(entry, Person) and entry.totp_import:
+                parts.append(f"{len(entry.totp_import)} totp")
+        if entry.posix is not None:
+            parts.append(f"posix gid {_gid_text(entry.posix.gidnumber)}")
+        if entry.extra:
+            parts.append(f"{len(entry.extra)} extra")
+    return ", ".join(parts)
+
+
+def _entry_label(entry: Entry) -> str:
+    return entry.name if not isinstance(entry, GenericEntry) else ""
+
+
+def _entry_html(entry: Entry) -> str:
+    title = f"{type(entry).__name__} {_entry_label(entry)}".strip()
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in _entry_rows(entry)
+    )
+    return f"<p><b>{html.escape(title)}</b></p><table><tbody>{body}</tbody></table>"
