@@ -1,0 +1,494 @@
+"""Conflict diagnosis: which entries can have made Kanidm reject a ChangeSet, and what to do.
+
+Owns: :func:`diagnose` (pure: an error, the request that failed and the last known state
+in; a :class:`Diagnosis` out) and the ready-to-paste exclude and remap rules it prints, in
+the TOML shape :class:`~kanidm_sync.Rules` loads.
+
+Must not: talk to Kanidm. Kanidm's error names a check (and for a 409 the attributes), never
+the entry, and it applies all or nothing. Narrowing the culprit down by sending subsets
+("bisection") would *commit* every subset that passes, half-applying the batch under a
+cookie that does not describe it; so the narrowing uses only local knowledge:
+
+* the failing request's own values (two entries with one name collide in the request);
+* the error's detail (the conflicting attribute, the attribute named in a conversion
+  error);
+* the last known state: an entry id or a unique value this runner never sent before is
+  what can collide with something Kanidm holds outside this sync account (a native entry,
+  another sync account), an id this runner deleted is in Kanidm's recycle bin;
+* checks that need no server (gidnumber ranges, a TOTP without a password).
+
+When the base is known (Kanidm holds the cookie of the last run this runner recorded),
+this usually names one entry: exactly the new or changed one. When it is not, the
+diagnosis lists every candidate and says that it could not narrow further.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from ._chunk import is_keep_alive
+from ._exceptions import (
+    APIStatusError,
+    CredentialImportError,
+    GidNumberRangeError,
+    InvalidEntryStateError,
+    OwnershipError,
+    PermissionDeniedError,
+    ReferentialIntegrityError,
+    SshPublicKeyError,
+    UniquenessError,
+)
+from ._plan import KnownState, project_entry
+from ._proto._changeset import ChangeSet
+from ._proto._entries import Entry
+from ._proto._state import DeleteOnly
+from ._types import JSONObject, JSONValue
+
+if TYPE_CHECKING:
+    from ._rules import Rules
+
+__all__ = ["Diagnosis", "Suspect", "diagnose"]
+
+_MAX_RULES: Final = 25
+_REMOVABLE: Final = frozenset(
+    {"mail", "ssh_publickey", "password_import", "unix_password_import", "totp_import", "member"}
+)
+_REMAP_NAMESPACE: Final = uuid.UUID("6f1f3c5e-5b4a-4f0e-9d57-6b616e69646d")
+
+# kanidm: server/lib/src/plugins/gidnumber.rs (spec §3.9.3)
+_GID_RANGES: Final = (
+    (1000, 60000),
+    (60578, 61183),
+    (65520, 65533),
+    (65536, 524287),
+    (524288, 1879048191),
+    (1879048192, 2147483647),
+)
+
+
+@attrs.frozen(kw_only=True)
+class Suspect:
+    """An entry that can have caused the rejection.
+
+    Attributes:
+        id: the entry's UUID in Kanidm (after remaps).
+        source_id: the entry's UUID at the source (what rules are keyed by).
+        kind: ``"person"``, ``"group"``, ``"service_account"`` or ``"entry"``.
+        name: its name, when it has one.
+        external_id: its external id, when it has one.
+        reason: why it is suspected, for a person.
+        attribute: the Kanidm attribute involved, when known.
+    """
+
+    id: uuid.UUID
+    source_id: uuid.UUID
+    kind: str
+    name: str | None
+    external_id: str | None
+    reason: str
+    attribute: str | None = None
+
+    def to_json(self) -> JSONObject:
+        """This suspect as a JSON object."""
+        return {
+            "id": str(self.id),
+            "source_id": str(self.source_id),
+            "kind": self.kind,
+            "name": self.name,
+            "external_id": self.external_id,
+            "reason": self.reason,
+            "attribute": self.attribute,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Diagnosis:
+    """What a rejection means, which entries can cause it, and rules that would avoid it.
+
+    Attributes:
+        error: the error variant Kanidm reported (``"attributeuniqueness"``).
+        summary: one sentence for the operator.
+        suspects: the entries that can cause it, most likely first.
+        narrowed: ``True`` when local knowledge pinned the cause down (every suspect is
+            certainly involved); ``False`` when the list holds every candidate.
+        rules_toml: exclude and remap rules for the suspects, ready to paste into the
+            rules file (empty when no rule can help).
+        notes: further remarks (why it could not narrow, what else to check).
+    """
+
+    error: str
+    summary: str
+    suspects: tuple[Suspect, ...] = ()
+    narrowed: bool = False
+    rules_toml: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> JSONObject:
+        """The diagnosis as a JSON object."""
+        return {
+            "error": self.error,
+            "summary": self.summary,
+            "narrowed": self.narrowed,
+            "suspects": [s.to_json() for s in self.suspects],
+            "rules_toml": self.rules_toml,
+            "notes": list(self.notes),
+        }
+
+    def to_text(self) -> str:
+        """The diagnosis for a terminal: summary, suspects, then the rules to paste."""
+        lines = [f"Kanidm rejected the change ({self.error}): {self.summary}"]
+        for s in self.suspects:
+            label = s.name or s.external_id or str(s.id)
+            lines.append(f"  - {s.kind} {label} ({s.id}): {s.reason}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        if self.rules_toml:
+            lines.append("Rules that would let the next run through (pick one per entry):")
+            lines.append(self.rules_toml)
+        return "\n".join(lines)
+
+
+@attrs.frozen
+class _Candidate:
+    entry: Entry
+    projection: JSONObject
+    kind: str
+
+
+def _kind(projection: Mapping[str, JSONValue]) -> str:
+    schemas = projection.get("schemas")
+    names = {str(s).rsplit(":", 1)[-1] for s in schemas} if isinstance(schemas, list) else set()
+    for kind in ("person", "group", "service_account"):
+        if kind in names:
+            return kind
+    return "entry"
+
+
+def _values(projection: Mapping[str, JSONValue], attribute: str) -> list[str]:
+    # The values Kanidm compares for uniqueness, lower-cased where Kanidm lower-cases.
+    if attribute in ("name", "spn"):
+        value = projection.get("name")
+        return [value.lower()] if isinstance(value, str) else []
+    if attribute in ("sync_external_id", "external_id"):
+        value = projection.get("externalId")
+        return [value.lower()] if isinstance(value, str) else []
+    raw = projection.get(attribute)
+    items = raw if isinstance(raw, list) else [] if raw is None else [raw]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            value = item.get("value")
+            if isinstance(value, str):
+                out.append(value.lower())
+        elif isinstance(item, str | int) and not isinstance(item, bool):
+            out.append(str(item).lower())
+    return out
+
+
+def _source_ids(rules: Rules | None) -> dict[uuid.UUID, uuid.UUID]:
+    if rules is None:
+        return {}
+    return {remap.id: key for key, remap in rules.remap_ids.items() if remap.id is not None}
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _rules_for(suspects: Sequence[Suspect], variant: str) -> str:
+    if not suspects:
+        return ""
+    unique: dict[uuid.UUID, Suspect] = {}
+    for s in suspects:
+        unique.setdefault(s.source_id, s)
+    shown = list(unique.values())[:_MAX_RULES]
+    excludes = ", ".join(_toml_string(str(s.source_id)) for s in shown)
+    blocks: list[str] = []
+    for s in shown:
+        head = f"[remap.id.{_toml_string(str(s.source_id))}]"
+        attr = s.attribute
+        if variant in ("modifyassertionfailed", "invalidentrystate"):
+            new_id = uuid.uuid5(_REMAP_NAMESPACE, str(s.source_id))
+            blocks.append(f"{head}\nid = {_toml_string(str(new_id))}")
+        elif attr in ("name", "spn") and s.name:
+            blocks.append(f"{head}\nname = {_toml_string(s.name + '-sync')}")
+        elif attr == "gidnumber":
+            blocks.append(f"{head}\n# gidnumber = <a free gidnumber, e.g. in 65536-524287>")
+        elif attr in _REMOVABLE:
+            blocks.append(f'{head}\npatch = [{{op = "remove", path = "/{attr}"}}]')
+    text = f"# Either exclude the entries:\n[exclude]\nids = [{excludes}]"
+    if blocks:
+        text += "\n\n# Or remap them:\n" + "\n\n".join(blocks)
+    if len(unique) > _MAX_RULES:
+        text += f"\n# ... and {len(unique) - _MAX_RULES} more candidates (see the suspects)"
+    return text
+
+
+def _suspect(
+    c: _Candidate, reason: str, attribute: str | None, sources: Mapping[uuid.UUID, uuid.UUID]
+) -> Suspect:
+    name = c.projection.get("name")
+    return Suspect(
+        id=c.entry.id,
+        source_id=sources.get(c.entry.id, c.entry.id),
+        kind=c.kind,
+        name=name if isinstance(name, str) else None,
+        external_id=c.entry.external_id,
+        reason=reason,
+        attribute=attribute,
+    )
+
+
+def _gid_ok(value: int) -> bool:
+    return any(lo <= value <= hi for lo, hi in _GID_RANGES)
+
+
+def _detail_attribute(detail: JSONValue) -> str | None:
+    # "Unsupported attribute conversion - member", {"invalidattributesyntax": "name"},
+    # {"missingmustattribute": ["displayname"]}
+    if isinstance(detail, str):
+        return detail.rsplit(" - ", 1)[-1].strip() if " - " in detail else detail.strip()
+    if isinstance(detail, dict) and len(detail) == 1:
+        inner = next(iter(detail.values()))
+        if isinstance(inner, str):
+            return inner
+        if isinstance(inner, list) and inner and isinstance(inner[0], str):
+            return inner[0]
+    return None
+
+
+def diagnose(
+    error: APIStatusError,
+    changeset: ChangeSet,
+    *,
+    known: KnownState | None = None,
+    rules: Rules | None = None,
+) -> Diagnosis:
+    """Map Kanidm's rejection of ``changeset`` to the entries that can cause it.
+
+    Args:
+        error: the exception the client raised for the apply.
+        changeset: the request Kanidm rejected (for a chunked run, the failing chunk).
+        known: the last known state *that matches Kanidm's current cookie*, or ``None``.
+        rules: the rules in use, so suggested rules are keyed by source UUIDs.
+
+    Returns:
+        The diagnosis; ``suspects`` is empty when the error is not about the data.
+    """
+    variant = error.variant or f"HTTP {error.status_code}"
+    sources = _source_ids(rules)
+    candidates = [
+        _Candidate(e, p, _kind(p))
+        for e in changeset.entries
+        if not is_keep_alive(e)
+        for p in (project_entry(e),)
+    ]
+    base = known.entries if known is not None else None
+    notes: list[str] = []
+    suspects: list[Suspect] = []
+    narrowed = False
+    attribute: str | None = None
+
+    def unknown_base(what: str) -> None:
+        notes.append(
+            f"the last known state is unknown, so every entry {what} is a candidate; "
+            "Kanidm does not say which entry failed"
+        )
+
+    if isinstance(error, UniquenessError):
+        names = error.conflicting_attributes or ("name",)
+        summary = f"a value of {', '.join(names)} is already used by another entry"
+        for attr in names:
+            attribute = attr
+            holders: dict[str, list[_Candidate]] = {}
+            for c in candidates:
+                for v in _values(c.projection, attr):
+                    holders.setdefault(v, []).append(c)
+            dups = {v: cs for v, cs in holders.items() if len(cs) > 1}
+            for v, cs in dups.items():
+                for c in cs:
+                    others = ", ".join(str(o.entry.id) for o in cs if o is not c)
+                    suspects.append(
+                        _suspect(c, f"{attr} {v!r} is also sent for {others}", attr, sources)
+                    )
+            if dups:
+                narrowed = True
+                continue
+            if base is not None:
+                held: dict[str, set[uuid.UUID]] = {}
+                for eid, p in base.items():
+                    for v in _values(p, attr):
+                        held.setdefault(v, set()).add(eid)
+                sent = {c.entry.id for c in candidates}
+                for c in candidates:
+                    for v in _values(c.projection, attr):
+                        owners = held.get(v, set()) - {c.entry.id}
+                        if v not in held:
+                            reason = (
+                                f"{attr} {v!r} is new to this sync account; another Kanidm "
+                                "entry (native or of another sync account) holds it"
+                            )
+                        elif owners - sent:
+                            other = sorted(str(o) for o in owners - sent)[0]
+                            reason = (
+                                f"{attr} {v!r} is still held by {other} of this sync account, "
+                                "which this request does not change"
+                            )
+                        else:
+                            continue
+                        suspects.append(_suspect(c, reason, attr, sources))
+                        break
+                narrowed = bool(suspects)
+            else:
+                unknown_base(f"carrying {attr}")
+                suspects.extend(
+                    _suspect(c, f"carries {attr}", attr, sources)
+                    for c in candidates
+                    if _values(c.projection, attr)
+                )
+    elif isinstance(error, OwnershipError | InvalidEntryStateError):
+        recycled = set(known.deleted) if known is not None else set()
+        if isinstance(error, OwnershipError):
+            summary = "an entry id exists in Kanidm but does not belong to this sync account"
+        else:
+            summary = (
+                "an entry id is in Kanidm's recycle bin (or the entry carries an attribute "
+                "or schema the account does not own)"
+            )
+        for c in candidates:
+            if c.entry.id in recycled:
+                suspects.append(
+                    _suspect(
+                        c, "this runner deleted this id earlier; it is recycled", None, sources
+                    )
+                )
+        if suspects:
+            narrowed = True
+        elif base is not None:
+            suspects = [
+                _suspect(c, "its id is new to this sync account", None, sources)
+                for c in candidates
+                if c.entry.id not in base
+            ]
+            narrowed = bool(suspects)
+        else:
+            unknown_base("")
+            suspects = [
+                _suspect(c, "its id may exist in Kanidm", None, sources) for c in candidates
+            ]
+    elif isinstance(error, CredentialImportError):
+        summary = "a password or TOTP import could not be converted"
+        attribute = "password_import"
+        totp_only = [
+            c
+            for c in candidates
+            if "totp_import" in c.projection and "password_import" not in c.projection
+        ]
+        if totp_only and "totp" in str(error.detail):
+            attribute = "totp_import"
+            suspects = [
+                _suspect(c, "totp_import without password_import", "totp_import", sources)
+                for c in totp_only
+            ]
+            narrowed = True
+        else:
+            for c in candidates:
+                for attr in ("password_import", "unix_password_import", "totp_import"):
+                    if attr in c.projection:
+                        suspects.append(_suspect(c, f"carries {attr}", attr, sources))
+                        break
+            if base is None:
+                unknown_base("with an import")
+            else:
+                notes.append("only entries new or changed since the last run are sent")
+    elif isinstance(error, GidNumberRangeError):
+        summary = "a gidnumber is in a range Kanidm reserves"
+        attribute = "gidnumber"
+        for c in candidates:
+            gid = c.projection.get("gidnumber")
+            if isinstance(gid, int) and not _gid_ok(gid):
+                suspects.append(_suspect(c, f"gidnumber {gid} is reserved", "gidnumber", sources))
+        narrowed = bool(suspects)
+    elif isinstance(error, ReferentialIntegrityError):
+        summary = "a member (or provider) UUID refers to no entry in Kanidm"
+        attribute = "member"
+        ids = {c.entry.id for c in candidates} | (set(base) if base is not None else set())
+        for c in candidates:
+            for ref in _references(c.projection):
+                try:
+                    ref_id = uuid.UUID(ref)
+                except ValueError:
+                    continue
+                if ref_id not in ids:
+                    suspects.append(
+                        _suspect(c, f"references unknown UUID {ref_id}", "member", sources)
+                    )
+                    break
+        if base is None and suspects:
+            notes.append(
+                "a referenced UUID may still be a native Kanidm entry; the others are certain"
+            )
+        narrowed = bool(suspects) and base is not None
+    elif isinstance(error, SshPublicKeyError):
+        summary = "an SSH public key did not parse"
+        attribute = "ssh_publickey"
+        suspects = [
+            _suspect(c, "carries ssh_publickey", "ssh_publickey", sources)
+            for c in candidates
+            if "ssh_publickey" in c.projection
+        ]
+    elif isinstance(error, PermissionDeniedError) and isinstance(changeset.retain, DeleteOnly):
+        summary = "the delete list names a live entry this sync account does not own"
+        for gone in changeset.retain.ids:
+            if base is None or gone not in base:
+                suspects.append(
+                    Suspect(
+                        id=gone,
+                        source_id=sources.get(gone, gone),
+                        kind="entry",
+                        name=None,
+                        external_id=None,
+                        reason="deleted by the source but not owned by this account",
+                    )
+                )
+        narrowed = base is not None and bool(suspects)
+    else:
+        attribute = _detail_attribute(error.detail)
+        summary = f"Kanidm refused the content ({variant})"
+        if attribute:
+            suspects = [
+                _suspect(c, f"carries {attribute}", attribute, sources)
+                for c in candidates
+                if attribute in c.projection
+            ]
+            notes.append("run ChangeSet.validate() for the checks that need no server")
+    # One suspect per entry: the first (most specific) reason wins (name before spn).
+    unique: dict[uuid.UUID, Suspect] = {}
+    for s in suspects:
+        unique.setdefault(s.id, s)
+    suspects = list(unique.values())
+    return Diagnosis(
+        error=variant,
+        summary=summary,
+        suspects=tuple(suspects),
+        narrowed=narrowed,
+        rules_toml=_rules_for(suspects, variant),
+        notes=tuple(notes),
+    )
+
+
+def _references(projection: Mapping[str, JSONValue]) -> Iterable[str]:
+    members = projection.get("member")
+    if isinstance(members, list):
+        for item in members:
+            if isinstance(item, dict):
+                ref = item.get("external_id")
+                if isinstance(ref, str):
+                    yield ref
+    provider = projection.get("oauth2_account_provider")
+    if isinstance(provider, str):
+        yield provider

@@ -1,0 +1,175 @@
+"""Safety guards: refuse a run that would delete too much, or whose source looks broken.
+
+Owns: :class:`Guards` (the thresholds and the explicit allowances), :func:`check_guards`
+(pure: a plan plus what is known about the previous run in, a verdict out) and the
+:class:`GuardError` family.
+
+Must not: do I/O, log or talk to Kanidm. The runner calls it between planning and
+applying, so a refused run sends nothing.
+
+Why two guards. Kanidm deletes on our word (``Delete``/``Retain`` lists, the refresh
+cleanup) and a deleted entry lands in the recycle bin, where its UUID cannot be synced
+again for weeks (spec §4.3, §5). The deletion guard catches a plan that lists many
+deletions; the source guard catches the cases where the plan *cannot* list them (the base
+is unknown, so Kanidm decides with ``RetainOnly`` or a refresh cleanup) but the source
+obviously went wrong: it came back empty, or much smaller than last time.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ._exceptions import KanidmSyncError
+from ._plan import Action, Plan
+from ._proto._state import RetainOnly
+
+__all__ = ["DeletionGuardError", "GuardError", "Guards", "SourceGuardError", "check_guards"]
+
+
+def _fraction(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be between 0 and 1, not {value!r}")
+
+
+def _non_negative(inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Guards:
+    """Thresholds that make the runner refuse a run before sending anything.
+
+    A run is refused when it would delete **more than** ``max_delete_count`` entries
+    **and more than** ``max_delete_fraction`` of the entries the account held, unless
+    ``allow_deletes`` is set: the defaults refuse deleting more than 50 entries that are
+    also more than 10%. A full image with no entry (or a delta whose "present" list is
+    empty) is refused unless ``allow_empty_source``. A full image smaller than
+    ``1 - max_shrink_fraction`` of the last full image this runner applied is refused
+    unless ``allow_shrink``.
+
+    Attributes:
+        max_delete_count: deletions allowed regardless of the fraction.
+        max_delete_fraction: fraction of the synced entries allowed regardless of count.
+        allow_deletes: accept any number of deletions for this run.
+        allow_empty_source: accept a source that holds no entry at all.
+        max_shrink_fraction: how much smaller than last time a full image may be.
+        allow_shrink: accept a source that shrank by more than that.
+    """
+
+    max_delete_count: int = attrs.field(default=50, validator=_non_negative)
+    max_delete_fraction: float = attrs.field(default=0.10, validator=_fraction)
+    allow_deletes: bool = False
+    allow_empty_source: bool = False
+    max_shrink_fraction: float = attrs.field(default=0.5, validator=_fraction)
+    allow_shrink: bool = False
+
+    @classmethod
+    def disabled(cls) -> Guards:
+        """Guards that allow everything (for tests and deliberate mass changes)."""
+        return cls(allow_deletes=True, allow_empty_source=True, allow_shrink=True)
+
+
+class GuardError(KanidmSyncError):
+    """Raised when a guard refuses a run; nothing was sent to Kanidm.
+
+    Attributes:
+        plan: the refused plan (inspect it, then allow the run explicitly if it is right).
+    """
+
+    def __init__(self, message: str, *, plan: Plan) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+class DeletionGuardError(GuardError):
+    """Raised when a run would delete more entries than :class:`Guards` allows.
+
+    Attributes:
+        deletions: how many entries the run would delete.
+        synced: how many entries the account held before.
+    """
+
+    def __init__(self, message: str, *, plan: Plan, deletions: int, synced: int) -> None:
+        super().__init__(message, plan=plan)
+        self.deletions = deletions
+        self.synced = synced
+
+
+class SourceGuardError(GuardError):
+    """Raised when the source came back empty, or suddenly much smaller than last time.
+
+    Attributes:
+        count: how many entries the source returned.
+        previous: how many entries the last applied full image had, when known.
+    """
+
+    def __init__(self, message: str, *, plan: Plan, count: int, previous: int | None) -> None:
+        super().__init__(message, plan=plan)
+        self.count = count
+        self.previous = previous
+
+
+def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = None) -> None:
+    """Refuse ``plan`` if it trips a guard.
+
+    Args:
+        plan: the plan about to be applied.
+        guards: the thresholds and allowances.
+        previous_count: how many entries the last full image applied by this runner had
+            (from the local record, whatever its cookie), for the shrink guard.
+
+    Raises:
+        SourceGuardError: the source is empty or shrank too much.
+        DeletionGuardError: too many deletions.
+    """
+    # A delta whose present list is empty keeps nothing: the same as an empty image.
+    empty_delta = (
+        plan.source == "delta"
+        and isinstance(plan.retain, RetainOnly)
+        and not (plan.retain.ids or any(c.action is not Action.DELETE for c in plan.changes))
+    )
+    empty = (plan.source == "full" and plan.source_count == 0) or empty_delta
+    if empty and not guards.allow_empty_source:
+        raise SourceGuardError(
+            "the source returned no entries: applying would delete every entry this "
+            "sync account owns. If that is intended, allow it explicitly "
+            "(Guards(allow_empty_source=True, allow_deletes=True))",
+            plan=plan,
+            count=0,
+            previous=previous_count,
+        )
+    previous = plan.synced_before if plan.synced_before is not None else previous_count
+    if (
+        plan.source == "full"
+        and not plan.deletions_known
+        and plan.source_count is not None
+        and previous
+        and not guards.allow_shrink
+        and plan.source_count < (1.0 - guards.max_shrink_fraction) * previous
+    ):
+        raise SourceGuardError(
+            f"the source returned {plan.source_count} entries, down from {previous} last "
+            f"time (more than {guards.max_shrink_fraction:.0%} fewer): refusing in case the "
+            "source is broken. If the shrink is real, allow it explicitly "
+            "(Guards(allow_shrink=True))",
+            plan=plan,
+            count=plan.source_count,
+            previous=previous,
+        )
+    deletions = len(plan.deletes)
+    synced = plan.synced_before if plan.synced_before is not None else (previous_count or 0)
+    if (
+        not guards.allow_deletes
+        and deletions > guards.max_delete_count
+        and deletions > guards.max_delete_fraction * synced
+    ):
+        raise DeletionGuardError(
+            f"the run would delete {deletions} of {synced} synced entries (limits: more "
+            f"than {guards.max_delete_count} and more than {guards.max_delete_fraction:.0%} "
+            "needs an explicit allow). Check plan.deletes, then rerun with "
+            "allow_deletes=True",
+            plan=plan,
+            deletions=deletions,
+            synced=synced,
+        )

@@ -1,0 +1,136 @@
+"""RunReport: what one run of the runner did, as a value and as JSON.
+
+Owns: :class:`RunReport` and :class:`Progress` (the value handed to progress callbacks).
+Must not: do I/O or log; the runner builds reports, callers print or store them.
+Secrets never appear: per-entry changes carry digests of password and TOTP imports, and
+rendering masks them as ``***``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from ._diagnose import Diagnosis
+from ._plan import EntryChange
+from ._proto._codec import encode_sync_state
+from ._proto._state import SyncState
+from ._types import JSONObject, JSONValue
+
+__all__ = ["Progress", "RunOutcome", "RunReport"]
+
+RunOutcome = Literal["applied", "nothing-to-do", "planned", "refused", "failed"]
+"""How a run ended: applied, nothing to apply, planned only (dry run), refused by a guard
+or by validation, or failed (Kanidm or the source raised)."""
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """A progress event of a long run, handed to the ``progress`` callback.
+
+    Attributes:
+        phase: ``"state"``, ``"fetch"``, ``"plan"``, ``"apply"`` (one per committed
+            request) or ``"done"``.
+        done: units finished in this phase (requests committed for ``"apply"``).
+        total: units in this phase.
+        entries: entries sent so far (``"apply"``), else 0.
+        message: a short human description.
+    """
+
+    phase: str
+    done: int = 0
+    total: int = 0
+    entries: int = 0
+    message: str = ""
+
+
+def _state_json(state: SyncState | None) -> JSONValue:
+    return None if state is None else encode_sync_state(state)
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class RunReport:
+    """What one run did.
+
+    Attributes:
+        outcome: how the run ended (see :data:`RunOutcome`).
+        started_at: when the run started (UTC).
+        finished_at: when it ended (UTC).
+        duration: seconds, measured with a monotonic clock.
+        state_before: Kanidm's state when the run started, when read.
+        state_after: Kanidm's state when the run ended, as far as the run knows.
+        counts: entries per action (``create``, ``update``, ``delete``, ``unchanged``,
+            ``create-or-replace``), plus ``sent`` (entries sent in requests).
+        requests_sent: requests Kanidm committed during this run.
+        requests_total: requests the plan had (more than one when chunked).
+        bytes_sent: body bytes of the committed requests.
+        changes: per-entry actions (unchanged entries included).
+        warnings: validation warnings and plan notes.
+        error: the failure as JSON (type, message, variant, status, operation id).
+        diagnosis: the conflict diagnosis, when Kanidm refused the data.
+        base_note: where the plan's diff base came from.
+    """
+
+    outcome: RunOutcome
+    started_at: _dt.datetime
+    finished_at: _dt.datetime
+    duration: float
+    state_before: SyncState | None = None
+    state_after: SyncState | None = None
+    counts: Mapping[str, int] = attrs.field(factory=dict)
+    requests_sent: int = 0
+    requests_total: int = 0
+    bytes_sent: int = 0
+    changes: tuple[EntryChange, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: JSONObject | None = None
+    diagnosis: Diagnosis | None = None
+    base_note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """``True`` unless the run failed or was refused."""
+        return self.outcome not in ("failed", "refused")
+
+    def to_json_obj(self) -> JSONObject:
+        """The report as a JSON object (what :meth:`to_json` serialises)."""
+        return {
+            "outcome": self.outcome,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration": round(self.duration, 6),
+            "cookie_before": _state_json(self.state_before),
+            "cookie_after": _state_json(self.state_after),
+            "counts": dict(self.counts),
+            "requests_sent": self.requests_sent,
+            "requests_total": self.requests_total,
+            "bytes_sent": self.bytes_sent,
+            "base": self.base_note,
+            "warnings": list(self.warnings),
+            "error": self.error,
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_json(),
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON text.
+
+        Args:
+            indent: passed to :func:`json.dumps`; ``None`` for compact output.
+
+        Returns:
+            The JSON text; cookies appear as Kanidm's wire form (URL-safe base64).
+        """
+        return json.dumps(self.to_json_obj(), indent=indent, ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {a}" for a, n in self.counts.items() if n)
+        return (
+            f"RunReport(outcome={self.outcome!r}, <{counts or 'no entries'}>, "
+            f"requests={self.requests_sent}/{self.requests_total}, "
+            f"duration={self.duration:.3f}s)"
+        )

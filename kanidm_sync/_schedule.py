@@ -1,0 +1,153 @@
+"""Running for years: interval scheduling with jitter and backoff, and the runner's status.
+
+Owns: :class:`Schedule` (pure delay arithmetic: the next delay from the number of
+consecutive failures and a random draw) and :class:`RunnerStatus` (a frozen snapshot a
+daemon can expose on a health endpoint).
+
+Must not: sleep, read a clock or draw randomness itself. The runners' ``run_forever``
+loops inject ``sleep``, the clock and the random source, so tests drive years of runs in
+microseconds.
+
+Why: the reference tools (reference-sync-tools.md §2.5) retry a failed run at the next cron
+tick with no backoff, start their status as "Ok" before any run, and report only Ok/Err.
+Here a failing run backs off exponentially (a bad record keeps failing until an operator
+acts; hammering Kanidm does not help), jitter spreads many sync daemons apart, the status
+starts as "never run", and it carries the last error with its detail.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from ._types import JSONObject
+
+if TYPE_CHECKING:
+    from ._report import RunReport
+
+__all__ = ["RunnerStatus", "Schedule"]
+
+
+def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+def _jitter(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{attribute.name} must be in [0, 1), not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """When to run: every ``interval`` seconds, later after failures, never in lockstep.
+
+    After ``n`` consecutive failures the base delay is
+    ``min(backoff_max, interval * backoff_factor ** n)``; after a success it is
+    ``interval``. Jitter then multiplies it by a factor drawn uniformly from
+    ``[1 - jitter, 1 + jitter]``.
+
+    Attributes:
+        interval: seconds between successful runs.
+        jitter: relative spread of each delay (0.1 = plus or minus 10%).
+        backoff_factor: how much longer to wait after each further failure.
+        backoff_max: the longest delay in seconds (defaults to ``max(interval, 3600)``).
+        run_immediately: run once at start instead of waiting one interval first.
+    """
+
+    interval: float = attrs.field(validator=_positive)
+    jitter: float = attrs.field(default=0.1, validator=_jitter)
+    backoff_factor: float = attrs.field(default=2.0, validator=_positive)
+    backoff_max: float | None = None
+    run_immediately: bool = True
+
+    def base_delay(self, consecutive_failures: int) -> float:
+        """The delay before jitter.
+
+        Args:
+            consecutive_failures: failed runs since the last success (0 after a success).
+
+        Returns:
+            Seconds.
+        """
+        cap = self.backoff_max if self.backoff_max is not None else max(self.interval, 3600.0)
+        if consecutive_failures <= 0:
+            return self.interval
+        # Bound the exponent so a years-long failure streak cannot overflow a float.
+        exponent = min(consecutive_failures, 64)
+        return min(max(cap, self.interval), self.interval * self.backoff_factor**exponent)
+
+    def next_delay(self, consecutive_failures: int, random: Callable[[], float]) -> float:
+        """The delay before the next run.
+
+        Args:
+            consecutive_failures: failed runs since the last success.
+            random: returns a float in ``[0, 1)`` (``random.Random().random``).
+
+        Returns:
+            Seconds, never negative.
+        """
+        base = self.base_delay(consecutive_failures)
+        factor = 1.0 + self.jitter * (2.0 * random() - 1.0)
+        return max(0.0, base * factor)
+
+
+@attrs.frozen(kw_only=True)
+class RunnerStatus:
+    """What a long-running runner has been doing, for a health check or a dashboard.
+
+    Attributes:
+        state: ``"never-run"`` before the first run, ``"running"`` during one, ``"ok"``
+            when the last run succeeded, ``"failing"`` when it failed.
+        runs: how many runs finished (successfully or not).
+        failures: how many of them failed.
+        consecutive_failures: failed runs since the last success.
+        last_run_at: when the last run finished.
+        last_success_at: when a run last succeeded.
+        last_error_at: when a run last failed.
+        last_error: ``"<ExceptionType>: <message>"`` of the last failure (no secrets).
+        last_error_detail: the failure as JSON: exception type, Kanidm variant, status,
+            operation id, and the conflict diagnosis when there is one.
+        next_run_at: when the next run is due (set by ``run_forever``).
+        last_report: the report of the last run.
+    """
+
+    state: Literal["never-run", "running", "ok", "failing"] = "never-run"
+    runs: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_run_at: _dt.datetime | None = None
+    last_success_at: _dt.datetime | None = None
+    last_error_at: _dt.datetime | None = None
+    last_error: str | None = None
+    last_error_detail: JSONObject | None = None
+    next_run_at: _dt.datetime | None = None
+    last_report: RunReport | None = attrs.field(default=None, repr=False)
+
+    @property
+    def healthy(self) -> bool:
+        """``True`` when the last finished run succeeded."""
+        return self.state == "ok" or (self.state == "running" and self.consecutive_failures == 0)
+
+    def to_json(self) -> JSONObject:
+        """The status as a JSON object (timestamps in ISO 8601, UTC)."""
+
+        def iso(value: _dt.datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "state": self.state,
+            "healthy": self.healthy,
+            "runs": self.runs,
+            "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
+            "last_run_at": iso(self.last_run_at),
+            "last_success_at": iso(self.last_success_at),
+            "last_error_at": iso(self.last_error_at),
+            "last_error": self.last_error,
+            "last_error_detail": self.last_error_detail,
+            "next_run_at": iso(self.next_run_at),
+        }
