@@ -2,7 +2,8 @@
 
 Owns: measuring the encoded size of entries, ordering entries so that references resolve,
 packing them into chunks under ``max_bytes``, the intermediate "chunk cookies" that chain
-the chunks, and parsing those cookies back when a run resumes after a crash.
+the chunks (also requests prepared elsewhere: :func:`chain_requests`, used for the
+delete-first request), and parsing those cookies back when a run resumes after a crash.
 
 Must not: do I/O, log, read a clock, or talk to Kanidm. It is pure and deterministic: the
 same input always gives the same chunks, which is what makes a crashed run resumable.
@@ -59,7 +60,9 @@ __all__ = [
     "ChunkCookie",
     "ChunkingError",
     "Split",
+    "chain_requests",
     "encoded_size",
+    "has_references",
     "is_keep_alive",
     "keep_alive",
     "order_by_references",
@@ -197,6 +200,11 @@ def _references(entry: Entry) -> Iterable[str]:
                     ref = item.get("external_id")
                     if isinstance(ref, str):
                         yield ref
+
+
+def has_references(entry: Entry) -> bool:
+    """Whether ``entry`` points at other entries (group members, an OAuth2 provider)."""
+    return any(True for _ in _references(entry))
 
 
 def _reference_graph(entries: Sequence[Entry]) -> list[list[int]]:
@@ -531,4 +539,75 @@ def _digest(
     for u in alive:
         h.update(u.bytes)
     h.update(dumps(encode_retention(retain)))
+    return h.hexdigest()[:_DIGEST_CHARS]
+
+
+def chain_requests(
+    *,
+    from_state: SyncState,
+    to_state: SyncState,
+    parts: Sequence[tuple[Sequence[Entry], RetentionMode]],
+    max_bytes: int,
+    base: SyncState | None = None,
+) -> Split:
+    """Chain prepared requests with chunk cookies (used for the delete-first apply).
+
+    The caller decides what each request carries; this only threads the states: the
+    first request goes from ``from_state``, each later one from the chunk cookie the
+    previous one recorded, and the last records ``to_state``. The digest covers every
+    request's entry ids and retention rule, so a resumed run recognises the chain.
+
+    Args:
+        from_state: Kanidm's state when the first request is sent.
+        to_state: the state the last request records.
+        parts: ``(entries, retain)`` of each request, in order.
+        max_bytes: the largest body allowed.
+        base: the state recorded in chunk cookies as where the run started (defaults
+            to ``from_state``).
+
+    Returns:
+        The split (a single request when ``parts`` has one element).
+
+    Raises:
+        ChunkingError: a request measures more than ``max_bytes``.
+    """
+    if not parts:
+        raise ValueError("parts must not be empty")
+    base = from_state if base is None else base
+    total = len(parts)
+    digest = "" if total == 1 else _chain_digest(to_state, parts)
+    requests: list[ChangeSet] = []
+    sizes: list[int] = []
+    state = from_state
+    for n, (entries, retain) in enumerate(parts, start=1):
+        nxt = (
+            to_state
+            if n == total
+            else ActiveState(ChunkCookie(digest=digest, index=n, total=total, base=base).encode())
+        )
+        request = ChangeSet(from_state=state, to_state=nxt, entries=entries, retain=retain)
+        size = len(encode_changeset_json(request))
+        if size > max_bytes:
+            raise ChunkingError(
+                f"request {n} of {total} measures {size} bytes, over the limit ({max_bytes} "
+                "bytes): raise max_request_bytes or sync fewer entries at once"
+            )
+        requests.append(request)
+        sizes.append(size)
+        state = nxt
+    return Split(requests=tuple(requests), digest=digest, sizes=tuple(sizes))
+
+
+def _chain_digest(
+    to_state: SyncState, parts: Sequence[tuple[Sequence[Entry], RetentionMode]]
+) -> str:
+    h = hashlib.sha256(b"kanidm-sync chain\x00")
+    h.update(to_state.cookie if isinstance(to_state, ActiveState) else b"\x00refresh")
+    for entries, retain in parts:
+        h.update(b"\x01")
+        for entry in entries:
+            h.update(entry.id.bytes)
+            h.update(b"k" if is_keep_alive(entry) else b"e")
+        h.update(b"\x02")
+        h.update(dumps(encode_retention(retain)))
     return h.hexdigest()[:_DIGEST_CHARS]

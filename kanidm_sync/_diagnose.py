@@ -46,7 +46,7 @@ from ._exceptions import (
 from ._plan import KnownState, project_entry
 from ._proto._changeset import ChangeSet
 from ._proto._entries import Entry
-from ._proto._state import DeleteOnly
+from ._proto._state import DeleteOnly, RefreshState
 from ._types import JSONObject, JSONValue
 
 if TYPE_CHECKING:
@@ -267,6 +267,8 @@ def diagnose(
     *,
     known: KnownState | None = None,
     rules: Rules | None = None,
+    deleting: Mapping[uuid.UUID, JSONObject] | None = None,
+    delete_first: bool = False,
 ) -> Diagnosis:
     """Map Kanidm's rejection of ``changeset`` to the entries that can cause it.
 
@@ -275,6 +277,11 @@ def diagnose(
         changeset: the request Kanidm rejected (for a chunked run, the failing chunk).
         known: the last known state *that matches Kanidm's current cookie*, or ``None``.
         rules: the rules in use, so suggested rules are keyed by source UUIDs.
+        deleting: last known projections of the entries the same run deletes
+            (:attr:`~kanidm_sync.Plan.deleting`): a 409 on a value one of them holds
+            means an entry was deleted and re-created at the source.
+        delete_first: whether the run sent its deletions first
+            (:attr:`~kanidm_sync.Plan.delete_first`).
 
     Returns:
         The diagnosis; ``suspects`` is empty when the error is not about the data.
@@ -318,6 +325,22 @@ def diagnose(
             if dups:
                 narrowed = True
                 continue
+            if _recreated(candidates, attr, deleting or {}, delete_first, sources, suspects, notes):
+                narrowed = True
+                summary = (
+                    f"a value of {attr} is still held by an entry this run deletes: it was "
+                    "deleted and re-created at the source"
+                )
+                continue
+            if isinstance(changeset.from_state, RefreshState) and base is None:
+                summary = _REFRESH_SUMMARY.format(attr=attr)
+                notes.append(_REFRESH_REMEDY)
+            elif delete_first:
+                notes.append(
+                    "this run already sent its deletions first (that request committed), so "
+                    "the value is held by an entry it does not delete: a native entry or "
+                    "one of another sync account"
+                )
             if base is not None:
                 held: dict[str, set[uuid.UUID]] = {}
                 for eid, p in base.items():
@@ -479,6 +502,71 @@ def diagnose(
         rules_toml=_rules_for(suspects, variant),
         notes=tuple(notes),
     )
+
+
+_REFRESH_SUMMARY: Final = (
+    "a value of {attr} is still held by a live entry: probably an entry of this account "
+    "deleted and re-created at the source (in Refresh, Kanidm checks uniqueness before its "
+    "refresh cleanup deletes the old entry), or an entry outside this sync account"
+)
+_REFRESH_REMEDY: Final = (
+    "Kanidm sets external ids and checks names, mails and gidnumbers before the refresh "
+    "cleanup deletes the owned entries the image no longer lists, so a new UUID with the "
+    "old external id or name collides with its old self. Remedy: this runner has no record "
+    "of what the account holds, so it cannot send the refresh cleanup first. Exclude the "
+    "re-created entries for one run (the rules below, keeping only the entries that were "
+    "re-created); the refresh then deletes their old selves and Kanidm becomes Active; "
+    "remove the rule and run again, and they are created. With a state_path record the "
+    "runner does this split itself"
+)
+
+
+def _recreated(
+    candidates: Sequence[_Candidate],
+    attr: str,
+    deleting: Mapping[uuid.UUID, JSONObject],
+    delete_first: bool,
+    sources: Mapping[uuid.UUID, uuid.UUID],
+    suspects: list[Suspect],
+    notes: list[str],
+) -> bool:
+    """Suspect the entries whose ``attr`` value an entry deleted by the same run holds."""
+    held: dict[str, uuid.UUID] = {}
+    for eid, proj in deleting.items():
+        for v in _values(proj, attr):
+            held.setdefault(v, eid)
+    found = False
+    for c in candidates:
+        for v in _values(c.projection, attr):
+            other = held.get(v)
+            if other is None or other == c.entry.id:
+                continue
+            suspects.append(
+                _suspect(
+                    c,
+                    f"{attr} {v!r} is held by {other}, which this run deletes: the entry was "
+                    "deleted and re-created at the source (Kanidm checks uniqueness before it "
+                    "deletes)",
+                    attr,
+                    sources,
+                )
+            )
+            found = True
+            break
+    if found:
+        notes.append(
+            "the runner's delete-first request should have removed the old entry before this "
+            "one; "
+            + (
+                "it was sent and committed, so the old entry was not live and owned by this "
+                "account (check it in Kanidm)"
+                if delete_first
+                else "this plan was made without it (a plan built elsewhere, or a record "
+                "that did not show the reuse): run again with runner.run_once(), which "
+                "plans it"
+            )
+        )
+    return found
 
 
 def _references(projection: Mapping[str, JSONValue]) -> Iterable[str]:

@@ -18,6 +18,10 @@ is "create or replace" and deletions are left to Kanidm (``RetainOnly`` or the r
 cleanup), whose count the plan cannot know. Values Kanidm derives itself (a generated
 gidnumber, memberof, spn) and attributes yielded to Kanidm are outside any plan.
 
+Entries deleted and re-created at the source (a new UUID reusing the external id, name,
+mail or gidnumber of an entry the same run deletes) make the plan send the deletions
+first, in a request of their own (``Plan.delete_first``; docs/runner.md says why and how).
+
 Secrets never enter a plan: password and TOTP imports are replaced by a SHA-256 digest
 before diffing, so a plan shows that a secret changed, never the secret.
 """
@@ -34,7 +38,15 @@ from typing import Final
 
 import attrs
 
-from ._chunk import ChunkCookie, Split, split_changes
+from ._chunk import (
+    ChunkCookie,
+    Split,
+    chain_requests,
+    has_references,
+    is_keep_alive,
+    keep_alive,
+    split_changes,
+)
 from ._proto._changeset import ChangeSet
 from ._proto._codec import dumps, encode_entry, encode_sync_state
 from ._proto._entries import (
@@ -58,6 +70,7 @@ from ._types import JSONObject, JSONValue
 from .adapters._protocols import Delta, FullImage
 
 __all__ = [
+    "PLACEHOLDER_EXTERNAL_ID",
     "Action",
     "EntryChange",
     "KnownState",
@@ -70,6 +83,10 @@ __all__ = [
 ]
 
 _SECRET_MARK: Final = "sha256:"
+
+PLACEHOLDER_EXTERNAL_ID: Final = "kanidm-sync-pending:"
+"""Prefix of the external id a refresh's delete-first request may give one entry for a
+moment (followed by the entry's UUID); the next request of the same run replaces it."""
 
 
 class Action(StrEnum):
@@ -308,6 +325,12 @@ class Plan:
         chunk_digest: identifies a chunked split in its intermediate cookies.
         projections: entry id -> projection of every entry the batch carried (what the
             local record stores once the plan committed).
+        delete_first: the deletions are sent first, in a request of their own, because a
+            sent entry reuses a unique value of an entry this run deletes (deleted and
+            re-created at the source; see docs/runner.md).
+        deleting: entry id -> last known projection of each entry this run deletes, as far
+            as the local record tells (in Refresh, a record for an older cookie is used as
+            a hint); what the diagnosis compares a 409 against.
     """
 
     from_state: SyncState
@@ -326,6 +349,8 @@ class Plan:
     notes: tuple[str, ...] = ()
     chunk_digest: str = ""
     projections: Mapping[uuid.UUID, JSONObject] = attrs.field(factory=dict, eq=False)
+    delete_first: bool = False
+    deleting: Mapping[uuid.UUID, JSONObject] = attrs.field(factory=dict, eq=False)
 
     def counts(self) -> dict[str, int]:
         """How many entries get each action (every :class:`Action` is present)."""
@@ -366,6 +391,7 @@ class Plan:
             "requests": len(self.requests),
             "request_sizes": list(self.request_sizes),
             "resume_from": self.resume_from,
+            "delete_first": self.delete_first,
             "notes": list(self.notes),
             "changes": [c.to_json() for c in self.changes],
         }
@@ -501,6 +527,7 @@ def build_plan(
     max_request_bytes: int,
     send_unchanged: bool = False,
     chunk_base: SyncState | None = None,
+    delete_first: bool = False,
 ) -> Plan:
     """Plan how to bring Kanidm from ``state`` to what ``batch`` describes.
 
@@ -512,6 +539,10 @@ def build_plan(
         max_request_bytes: the largest request body to send.
         send_unchanged: send entries identical to the base anyway.
         chunk_base: for a resumed chunked run, the state that run started from.
+        delete_first: send the deletions first even when no reuse of a unique value is
+            visible (the runner's retry after a 409 over an unknown base). Only possible
+            from an Active state with deletions; ignored otherwise. Without it, deletions
+            go first only when a sent entry reuses a unique value of a deleted entry.
 
     Returns:
         The plan.
@@ -613,18 +644,64 @@ def build_plan(
         )
 
     to_state: SyncState = ActiveState(batch.cookie)
-    keep_alive_ids = [e.id for e in entries] if refresh else []
-    split: Split = split_changes(
-        from_state=base_state,
-        to_state=to_state,
-        entries=to_send,
-        retain=retain,
-        max_bytes=max_request_bytes,
-        keep_alive_ids=keep_alive_ids,
-        sizes=sizes,
-        units=_swap_units(to_send, projected, base) if base is not None else None,
-    )
-    if len(split.requests) > 1:
+    # Deleted and re-created at the source: Kanidm sets external ids and checks names,
+    # mails and gidnumbers before it deletes (§4.3-§4.6), so an entry reusing a unique
+    # value of an entry deleted in the same apply fails with 409. In Refresh the local
+    # record of an older cookie (after a force refresh) is only a hint of what the
+    # account holds: good enough to see the reuse, never used as a diff base.
+    hint = base
+    if hint is None and refresh and known is not None:
+        hint = known.entries
+    image = {e.id for e in entries}
+    if base is not None:
+        doomed = {d: base[d] for d in deleted_ids if d in base}
+    elif refresh and hint is not None:
+        doomed = {d: p for d, p in hint.items() if d not in image}
+    else:
+        doomed = {}
+    reusers = _reusers(to_send, projected, doomed)
+    units = _swap_units(to_send, projected, hint) if hint is not None else None
+    first = None
+    if refresh and reusers:
+        first = _refresh_pre_delete(to_send, projected, hint or {}, reusers, entries)
+    elif (
+        not refresh
+        and to_send
+        and not isinstance(retain, RetainIgnore)
+        and (reusers or delete_first)
+    ):
+        first = ((), retain)
+    if first is not None:
+        split = _delete_first_split(
+            base_state=base_state,
+            to_state=to_state,
+            first=first,
+            to_send=to_send,
+            sizes=sizes,
+            units=units,
+            retain=retain if not refresh else RetainIgnore(),
+            max_bytes=max_request_bytes,
+        )
+        what = "the refresh cleanup runs" if refresh else "the deletions go"
+        notes.append(
+            f"{len(reusers)} entries reuse a name, external id, mail or gidnumber of an entry "
+            f"this run deletes (deleted and re-created at the source): {what} first, in a "
+            "request of their own"
+            if reusers
+            else "the deletions go first, in a request of their own (retry after a conflict)"
+        )
+    else:
+        split = split_changes(
+            from_state=base_state,
+            to_state=to_state,
+            entries=to_send,
+            retain=retain,
+            max_bytes=max_request_bytes,
+            keep_alive_ids=[e.id for e in entries] if refresh else [],
+            sizes=sizes,
+            units=units,
+        )
+    if len(split.requests) > 1 and first is None:
         notes.append(
             f"the change is sent as {len(split.requests)} requests chained by intermediate "
             "cookies; only the last one deletes and records the source's cookie"
@@ -646,6 +723,108 @@ def build_plan(
         notes=tuple(notes),
         chunk_digest=split.digest,
         projections=projected,
+        delete_first=first is not None,
+        deleting=doomed,
+    )
+
+
+def _reusers(
+    to_send: Sequence[Entry],
+    projected: Mapping[uuid.UUID, JSONObject],
+    doomed: Mapping[uuid.UUID, JSONObject],
+) -> set[int]:
+    """Positions of sent entries taking a unique value held by an entry being deleted."""
+    held = {pair: d for d, p in doomed.items() for pair in _unique_values(p)}
+    return {
+        n
+        for n, e in enumerate(to_send)
+        if any(held.get(pair, e.id) != e.id for pair in _unique_values(projected[e.id]))
+    }
+
+
+def _refresh_pre_delete(
+    to_send: Sequence[Entry],
+    projected: Mapping[uuid.UUID, JSONObject],
+    hint: Mapping[uuid.UUID, JSONObject],
+    reusers: set[int],
+    image: Sequence[Entry],
+) -> tuple[Sequence[Entry], RetentionMode]:
+    """The first request of a refresh whose cleanup must run before re-created entries.
+
+    From Refresh, an apply deletes every owned entry it does not list (§4.4), and one
+    with entries but no external id is refused (``emptyrequest``, §4.3). So the request
+    lists every id of the image as a keep-alive, except one *anchor* sent whole: an
+    entry with an external id, no references (they could not resolve yet), and unique
+    values that, per the record, no other entry holds, so it cannot collide. Without
+    such an entry, one keep-alive carries a placeholder external id instead.
+    """
+    holders: dict[tuple[str, str], set[uuid.UUID]] = {}
+    for eid, proj in hint.items():
+        for pair in _unique_values(proj):
+            holders.setdefault(pair, set()).add(eid)
+    anchor: Entry | None = None
+    for n, entry in enumerate(to_send):
+        if n in reusers or not entry.external_id or has_references(entry):
+            continue
+        if all(holders.get(p, set()) <= {entry.id} for p in _unique_values(projected[entry.id])):
+            anchor = entry
+            break
+    ids = sorted({e.id for e in image}, key=str)
+    if anchor is not None:
+        return (anchor, *(keep_alive(u) for u in ids if u != anchor.id)), RetainIgnore()
+    # Every entry reuses a value (a re-seeded directory) or none can stand alone. One
+    # keep-alive then carries a placeholder external id made from its own UUID, which no
+    # other entry can hold; a later request of the chain sets the real one. A new id is
+    # preferred, so that no existing entry's external id changes even for a moment.
+    # [inferred: no kanidmd test sends an empty schema list with an external id; the
+    # stub only gets sync_external_id, which its sync_object class allows]
+    fresh = [u for u in ids if u not in hint]
+    holder = (fresh or ids)[0]
+    return (
+        tuple(
+            GenericEntry(id=u, schemas=(), external_id=f"{PLACEHOLDER_EXTERNAL_ID}{u}")
+            if u == holder
+            else keep_alive(u)
+            for u in ids
+        ),
+        RetainIgnore(),
+    )
+
+
+def _delete_first_split(
+    *,
+    base_state: SyncState,
+    to_state: SyncState,
+    first: tuple[Sequence[Entry], RetentionMode],
+    to_send: Sequence[Entry],
+    sizes: Sequence[int],
+    units: Sequence[int] | None,
+    retain: RetentionMode,
+    max_bytes: int,
+) -> Split:
+    """The deletions (or refresh cleanup) first, then the entries from a chunk cookie.
+
+    The later requests go from an intermediate cookie, so they are split as from an
+    Active state (no keep-alives); the final one keeps the retention rule too (deleting
+    what is already recycled is ignored, §4.6), which keeps a restarted run correct.
+    """
+    sent_first = {e.id for e in first[0] if not is_keep_alive(e)}
+    keep = [n for n, e in enumerate(to_send) if e.id not in sent_first]
+    rest = [(to_send[n], sizes[n]) for n in keep]
+    probe = ActiveState(ChunkCookie(digest="0" * 32, index=1, total=2, base=base_state).encode())
+    # 64 bytes of headroom: the final chain's cookies may have more digits than the probe.
+    rest_split = split_changes(
+        from_state=probe,
+        to_state=to_state,
+        entries=[e for e, _ in rest],
+        retain=retain,
+        max_bytes=max_bytes - 64,
+        sizes=[s for _, s in rest],
+        units=None if units is None else [units[n] for n in keep],
+    )
+    parts = [first, *((r.entries, r.retain) for r in rest_split.requests)]
+    return chain_requests(
+        from_state=base_state, to_state=to_state, parts=parts, max_bytes=max_bytes
     )
 
 

@@ -22,7 +22,9 @@ A run, step by step:
 4. Plan against the last known state (``_plan``), split under the size limit (``_chunk``).
 5. Guards (``_guards``): a refused run sends nothing.
 6. Apply each request. A lost reply is settled by the client (it re-reads the state); a
-   rejection is diagnosed (``_diagnose``) and re-raised.
+   rejection is diagnosed (``_diagnose``) and re-raised. One exception: over an unknown
+   base a 409 on the first request of a plan that deletes is retried once with the
+   deletions sent first (an entry deleted and re-created at the source, docs/runner.md).
 7. Record what Kanidm now holds (atomic file write) and return the report.
 
 A crash anywhere converges: before the apply nothing changed; after it, Kanidm holds the
@@ -66,13 +68,14 @@ from ._exceptions import (
     PermissionDeniedError,
     SourceError,
     StateConflictError,
+    UniquenessError,
     ValidationError,
 )
 from ._guards import GuardError, Guards, check_guards
 from ._plan import KnownState, Plan, apply_to_known, build_plan, resume_plan
 from ._proto._changeset import ChangeSet
 from ._proto._report import ValidationReport
-from ._proto._state import ActiveState, RefreshState, SyncState
+from ._proto._state import ActiveState, RefreshState, RetainIgnore, SyncState
 from ._report import Progress, RunOutcome, RunReport
 from ._rules import Rules
 from ._schedule import RunnerStatus, Schedule
@@ -240,6 +243,13 @@ class _Planned:
     plan: Plan
     known: KnownState | None
     warnings: tuple[str, ...]
+    # The source's answer the plan was made from (None for a plan given to apply()):
+    # what a delete-first retry re-plans from.
+    batch: FullImage | Delta | None = None
+
+
+class _Retry(Exception):
+    """Internal: the first request hit a 409 that deleting first may resolve."""
 
 
 def _now() -> _dt.datetime:
@@ -324,14 +334,20 @@ class _RunnerCore:
         warnings.extend(str(p) for p in report.warnings)
         plan: Plan | None = None
         if chunk is not None:
-            rebuilt = build_plan(
-                state=state,
-                batch=batch,
-                known=known,
-                max_request_bytes=self._max_bytes,
-                chunk_base=chunk.base,
-            )
-            plan = resume_plan(rebuilt, state, chunk)
+            # The crashed run may have been a delete-first retry (see _apply_flow): try
+            # the plain split, then the delete-first one.
+            for forced in (False, True):
+                rebuilt = build_plan(
+                    state=state,
+                    batch=batch,
+                    known=known,
+                    max_request_bytes=self._max_bytes,
+                    chunk_base=chunk.base,
+                    delete_first=forced,
+                )
+                plan = resume_plan(rebuilt, state, chunk)
+                if plan is not None:
+                    break
             if plan is None:
                 _log.info("the source moved since the chunked run began; starting it over")
                 if isinstance(batch, Delta):
@@ -345,7 +361,7 @@ class _RunnerCore:
         self._emit(Progress(phase="plan", done=1, total=1, message=repr(plan)))
         _log.info("plan: %s; base: %s", plan.counts(), plan.base_note)
         check_guards(plan, guards, previous_count=previous)
-        return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes))
+        return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes), batch=batch)
 
     def _fetch(self, state: SyncState) -> Generator[_Effect, object, FullImage | Delta]:
         batch = cast("SourceBatch", (yield _Fetch(state)))
@@ -376,7 +392,7 @@ class _RunnerCore:
 
     def _apply_flow(
         self, planned: _Planned, *, recheck: bool
-    ) -> Generator[_Effect, object, tuple[int, int, Diagnosis | None]]:
+    ) -> Generator[_Effect, object, tuple[int, int, Plan]]:
         plan = planned.plan
         if recheck:
             current = cast("SyncState", (yield _GetState()))
@@ -387,56 +403,106 @@ class _RunnerCore:
                     expected=plan.from_state,
                     actual=current,
                 )
-        pending = plan.pending_requests
         sent = 0
         size = 0
-        entries = 0
         if plan.is_noop:
             _log.info("nothing to apply: Kanidm already holds the source's state")
         else:
-            sizes = plan.request_sizes[plan.resume_from :]
-            for n, (request, body) in enumerate(zip(pending, sizes, strict=True), start=1):
-                # _chunk measured every request exactly; a plan from elsewhere is re-checked.
-                if body > self._max_bytes:
-                    raise ChunkingError(
-                        f"request {n} measures {body} bytes, over max_request_bytes "
-                        f"({self._max_bytes}): make the plan with this runner's limit"
-                    )
-                try:
-                    yield _Apply(request)
-                except (DataError, PermissionDeniedError) as exc:
-                    known = planned.known
-                    base_state = request.from_state
-                    matching = known if known is not None and known.matches(base_state) else None
-                    if matching is None and plan.base_known:
-                        matching = known
-                    diagnosis = diagnose(exc, request, known=matching, rules=self._rules)
-                    _log.error("%s", diagnosis.to_text())
-                    raise _Diagnosed(exc, diagnosis, sent, size) from exc
-                sent += 1
-                size += body
-                entries += len(request.entries)
-                _log.info(
-                    "applied request %d of %d (%d entries, %d bytes)",
-                    n + plan.resume_from,
-                    len(plan.requests),
-                    len(request.entries),
-                    body,
+            try:
+                sent, size = yield from self._send(planned, plan, retry=self._can_retry(planned))
+            except _Retry:
+                # Over an unknown base the plan cannot see an entry re-created at the
+                # source (its old self's values are unknown). Kanidm rolled the request
+                # back, so nothing changed: send the deletions first, then the entries.
+                assert planned.batch is not None  # _can_retry checked it
+                plan = build_plan(
+                    state=plan.from_state,
+                    batch=planned.batch,
+                    known=planned.known,
+                    max_request_bytes=self._max_bytes,
+                    delete_first=True,
                 )
-                self._emit(
-                    Progress(
-                        phase="apply",
-                        done=n + plan.resume_from,
-                        total=len(plan.requests),
-                        entries=entries,
-                        message=f"request {n + plan.resume_from} of {len(plan.requests)}",
-                    )
+                _log.warning(
+                    "Kanidm refused a value this run may delete (deleted and re-created at "
+                    "the source?); sending the deletions first and retrying"
                 )
+                sent, size = yield from self._send(planned, plan, retry=False)
         if not (plan.is_noop and plan.base_known):
             # (A no-op over a known base leaves the record exactly right: no rewrite.)
             known_base = planned.known if plan.base_known else None
             yield _SaveKnown(apply_to_known(known_base, plan))
-        return sent, size, None
+        return sent, size, plan
+
+    @staticmethod
+    def _can_retry(planned: _Planned) -> bool:
+        # Only over an unknown base (a known one shows every reuse up front), from an
+        # Active state (from Refresh no safe split is known without a record), when the
+        # plan deletes something and nothing of it was committed yet.
+        plan = planned.plan
+        return (
+            planned.batch is not None
+            and not plan.base_known
+            and not plan.delete_first
+            and plan.resume_from == 0
+            and isinstance(plan.from_state, ActiveState)
+            and not isinstance(plan.retain, RetainIgnore)
+        )
+
+    def _send(
+        self, planned: _Planned, plan: Plan, *, retry: bool
+    ) -> Generator[_Effect, object, tuple[int, int]]:
+        sent = 0
+        size = 0
+        entries = 0
+        pending = plan.pending_requests
+        sizes = plan.request_sizes[plan.resume_from :]
+        for n, (request, body) in enumerate(zip(pending, sizes, strict=True), start=1):
+            # _chunk measured every request exactly; a plan from elsewhere is re-checked.
+            if body > self._max_bytes:
+                raise ChunkingError(
+                    f"request {n} measures {body} bytes, over max_request_bytes "
+                    f"({self._max_bytes}): make the plan with this runner's limit"
+                )
+            try:
+                yield _Apply(request)
+            except (DataError, PermissionDeniedError) as exc:
+                if retry and sent == 0 and isinstance(exc, UniquenessError):
+                    raise _Retry from exc
+                known = planned.known
+                base_state = request.from_state
+                matching = known if known is not None and known.matches(base_state) else None
+                if matching is None and plan.base_known:
+                    matching = known
+                diagnosis = diagnose(
+                    exc,
+                    request,
+                    known=matching,
+                    rules=self._rules,
+                    deleting=plan.deleting,
+                    delete_first=plan.delete_first,
+                )
+                _log.error("%s", diagnosis.to_text())
+                raise _Diagnosed(exc, diagnosis, sent, size, plan) from exc
+            sent += 1
+            size += body
+            entries += len(request.entries)
+            _log.info(
+                "applied request %d of %d (%d entries, %d bytes)",
+                n + plan.resume_from,
+                len(plan.requests),
+                len(request.entries),
+                body,
+            )
+            self._emit(
+                Progress(
+                    phase="apply",
+                    done=n + plan.resume_from,
+                    total=len(plan.requests),
+                    entries=entries,
+                    message=f"request {n + plan.resume_from} of {len(plan.requests)}",
+                )
+            )
+        return sent, size
 
     # --- reports and status ----------------------------------------------------------------
 
@@ -549,12 +615,15 @@ class _RunnerCore:
 class _Diagnosed(Exception):
     """Internal carrier: a rejection, its diagnosis and how far the run got."""
 
-    def __init__(self, error: APIStatusError, diagnosis: Diagnosis, sent: int, size: int) -> None:
+    def __init__(
+        self, error: APIStatusError, diagnosis: Diagnosis, sent: int, size: int, plan: Plan
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.diagnosis = diagnosis
         self.sent = sent
         self.size = size
+        self.plan = plan
 
 
 # The state the flows saw first, for reports of failed runs.
@@ -724,7 +793,8 @@ class Runner(_RunnerCore):
                     planned=planned,
                 )
             else:
-                sent, size, _ = self._drive(self._apply_flow(planned, recheck=recheck), [])
+                sent, size, used = self._drive(self._apply_flow(planned, recheck=recheck), [])
+                planned = attrs.evolve(planned, plan=used)
                 report = self._report(
                     outcome="nothing-to-do" if planned.plan.is_noop else "applied",
                     started=started,
@@ -736,6 +806,8 @@ class Runner(_RunnerCore):
                     size=size,
                 )
         except _Diagnosed as wrapped:
+            if planned is not None:
+                planned = attrs.evolve(planned, plan=wrapped.plan)
             report = self._failure(started, t0, planned, wrapped.error, wrapped)
             self._record(report)
             raise wrapped.error from None
@@ -958,7 +1030,8 @@ class AsyncRunner(_RunnerCore):
                     planned=planned,
                 )
             else:
-                sent, size, _ = await self._drive(self._apply_flow(planned, recheck=recheck), [])
+                sent, size, used = await self._drive(self._apply_flow(planned, recheck=recheck), [])
+                planned = attrs.evolve(planned, plan=used)
                 report = self._report(
                     outcome="nothing-to-do" if planned.plan.is_noop else "applied",
                     started=started,
@@ -970,6 +1043,8 @@ class AsyncRunner(_RunnerCore):
                     size=size,
                 )
         except _Diagnosed as wrapped:
+            if planned is not None:
+                planned = attrs.evolve(planned, plan=wrapped.plan)
             report = self._failure(started, t0, planned, wrapped.error, wrapped)
             self._record(report)
             raise wrapped.error from None
