@@ -17,7 +17,10 @@ def test_all_is_sorted_and_complete(name: str) -> None:
     module = importlib.import_module(name)
     exported = list(module.__all__)
     public = sorted(
-        n for n in vars(module) if not n.startswith("_") and n not in {"annotations"}
+        n
+        for n in vars(module)
+        if not n.startswith("_")
+        and n not in {"annotations"}
         and not isinstance(vars(module)[n], type(importlib))
     )
     assert sorted(set(exported)) == sorted(exported), "duplicates in __all__"

@@ -7,10 +7,34 @@ import pathlib
 
 PROTO = pathlib.Path(__file__).parent.parent / "kanidm_sync" / "_proto"
 ALLOWED_TOP = {
-    "__future__", "attrs", "typing_extensions", "base64", "binascii", "collections", "dataclasses",
-    "datetime", "enum", "functools", "hashlib", "html", "ipaddress", "itertools", "json", "math",
-    "operator", "re", "string", "types", "typing", "unicodedata", "uuid", "fnmatch", "bisect",
-    "struct", "heapq", "urllib",
+    "__future__",
+    "attrs",
+    "typing_extensions",
+    "base64",
+    "binascii",
+    "collections",
+    "dataclasses",
+    "datetime",
+    "enum",
+    "functools",
+    "hashlib",
+    "html",
+    "ipaddress",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "re",
+    "string",
+    "types",
+    "typing",
+    "unicodedata",
+    "uuid",
+    "fnmatch",
+    "bisect",
+    "struct",
+    "heapq",
+    "urllib",
 }
 # Relative imports may reach the package's own pure modules only.
 ALLOWED_RELATIVE = {"_types", "_exceptions", "_proto"}

@@ -16,7 +16,12 @@ SECRET = "pbkdf2_sha256$36000$xIEozuZVAoYm$uW1b35DUKyhvQAf1mBqMvoBDcqSD06juzyO/n
 
 
 def person(**kw: object) -> ks.Person:
-    base: dict[str, object] = {"id": U1, "external_id": "uid=a", "name": "alice", "displayname": "A"}
+    base: dict[str, object] = {
+        "id": U1,
+        "external_id": "uid=a",
+        "name": "alice",
+        "displayname": "A",
+    }
     base.update(kw)
     return ks.Person(**base)  # type: ignore[arg-type]
 

@@ -22,7 +22,13 @@ CASES = [
         ks.InvalidAttributeError,
         b'{"invalidattribute":"Unsupported attribute conversion - member"}',
     ),
-    ("invalidattributename", "foo", 400, ks.InvalidAttributeError, b'{"invalidattributename":"foo"}'),
+    (
+        "invalidattributename",
+        "foo",
+        400,
+        ks.InvalidAttributeError,
+        b'{"invalidattributename":"foo"}',
+    ),
     (
         "schemaviolation",
         {"missingmustattribute": ["displayname"]},
@@ -37,7 +43,13 @@ CASES = [
     ("serdejsonerror", None, 500, ks.AuthenticationError, b'"serdejsonerror"'),
     ("missingclass", "sync_account", 500, ks.DataError, b'{"missingclass":"sync_account"}'),
     ("valuedenyname", None, 500, ks.DataError, b'"valuedenyname"'),
-    ("sc0001incomingsshpublickey", None, 500, ks.SshPublicKeyError, b'"sc0001incomingsshpublickey"'),
+    (
+        "sc0001incomingsshpublickey",
+        None,
+        500,
+        ks.SshPublicKeyError,
+        b'"sc0001incomingsshpublickey"',
+    ),
     (
         "pl0001gidoverlapssystemrange",
         None,
@@ -59,7 +71,13 @@ CASES = [
         ks.ReferentialIntegrityError,
         b'{"plugin":{"referentialintegrity":"Uuid referenced not found in database"}}',
     ),
-    ("databaselockacquisitiontimeout", None, 500, ks.ServerError, b'"databaselockacquisitiontimeout"'),
+    (
+        "databaselockacquisitiontimeout",
+        None,
+        500,
+        ks.ServerError,
+        b'"databaselockacquisitiontimeout"',
+    ),
 ]
 
 
