@@ -1,0 +1,357 @@
+"""The run configuration of ``kanidm-sync plan`` / ``run`` / ``status`` (docs/cli.md).
+
+Owns: reading a kanidm-sync TOML file (``[kanidm]``, ``[source]``, ``[rules]``, ``[guards]``,
+``[schedule]``, ``[state]``) or a kanidm-ldap-sync / kanidm-ipa-sync file, into a
+:class:`RunConfig`; and building the source adapter a run needs from it.
+
+Must not: talk to Kanidm or read the source (that happens when the runner fetches), or put
+a token in a message. Relative paths are relative to the configuration file's directory.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tomllib
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import attrs
+
+from .._account import SyncAccount
+from .._exceptions import ConfigError
+from .._guards import Guards
+from .._rules import Rules
+from .._schedule import Schedule
+from ..adapters import SnapshotAdapter, SourceAdapter
+from ..adapters.files import CsvSource, FieldMapping, JsonSource, LdifSource
+
+__all__ = ["SOURCE_TYPES", "RunConfig", "load_run_config"]
+
+SOURCE_TYPES: Final = ("ldif", "csv", "json", "ldap", "freeipa")
+
+_TOP: Final = ("kanidm", "source", "rules", "guards", "schedule", "state")
+_KANIDM: Final = ("url", "sync_token", "sync_token_file", "ca_path", "insecure_http", "account")
+_GUARDS: Final = (
+    "max_delete_count",
+    "max_delete_fraction",
+    "allow_empty_source",
+    "max_shrink_fraction",
+)
+_SCHEDULE: Final = ("interval", "jitter", "backoff_factor", "backoff_max")
+_STATE: Final = ("dir",)
+_SOURCE: Final[dict[str, tuple[str, ...]]] = {
+    "ldif": ("type", "path"),
+    "csv": ("type", "path", "delimiter", "kind_field", "default_kind", "separator", "fields"),
+    "json": ("type", "path", "lines", "kind_field", "default_kind", "separator", "fields"),
+    "ldap": ("type", "config"),
+    "freeipa": ("type", "config"),
+}
+
+SourceType = Literal["ldif", "csv", "json", "ldap", "freeipa"]
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    """Everything a run needs, read from one configuration file.
+
+    Attributes:
+        path: the configuration file.
+        account: where Kanidm is and the sync token (masked in every repr).
+        source_type: one of :data:`SOURCE_TYPES`.
+        source_options: the ``[source]`` table (paths already resolved).
+        rules: exclude and remap rules (empty when none are configured).
+        guards: the runner's guards.
+        schedule: the interval for ``run --schedule``, when configured.
+        state_dir: where the local record, the snapshot store and the status file live.
+        ldap_config: for ``ldap`` / ``freeipa``: the kanidm-ldap-sync or kanidm-ipa-sync file.
+    """
+
+    path: pathlib.Path
+    account: SyncAccount
+    source_type: SourceType
+    source_options: Mapping[str, object] = attrs.field(factory=dict, hash=False)
+    rules: Rules = attrs.field(factory=Rules)
+    guards: Guards = attrs.field(factory=Guards)
+    schedule: Schedule | None = None
+    state_dir: pathlib.Path
+    ldap_config: pathlib.Path | None = None
+
+    @property
+    def record_path(self) -> pathlib.Path:
+        """The runner's record of what was last applied."""
+        return self.state_dir / "record.json"
+
+    @property
+    def snapshot_path(self) -> pathlib.Path:
+        """The snapshot store of a file source."""
+        return self.state_dir / "snapshot.json"
+
+    @property
+    def status_path(self) -> pathlib.Path:
+        """The last run's status and report, written by ``run``, read by ``status``."""
+        return self.state_dir / "status.json"
+
+    def build_source(self) -> SourceAdapter:
+        """The source adapter for this configuration.
+
+        Returns:
+            A snapshot adapter over a file source, or an LDAP / FreeIPA source.
+
+        Raises:
+            ConfigError: the source options are wrong, or python-ldap is missing.
+        """
+        opts = self.source_options
+        if self.source_type in ("ldap", "freeipa"):
+            return _ldap_source(self)
+        path = pathlib.Path(str(opts["path"]))
+        mapping = _field_mapping(opts, self.path) if self.source_type != "ldif" else None
+        source: LdifSource | CsvSource | JsonSource
+        if self.source_type == "ldif":
+            source = LdifSource(path)
+        elif self.source_type == "csv":
+            delimiter = _opt_str(opts, "delimiter", self.path) or ","
+            source = CsvSource(path, mapping, delimiter=delimiter)
+        else:
+            lines = opts.get("lines")
+            if lines is not None and not isinstance(lines, bool):
+                raise ConfigError(f"{self.path}: [source] lines must be true or false")
+            source = JsonSource(path, mapping, lines=lines)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return SnapshotAdapter(source, self.snapshot_path, fingerprint=self.rules.fingerprint)
+
+
+def _opt_str(table: Mapping[str, object], key: str, where: pathlib.Path) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string")
+    return value
+
+
+def _field_mapping(opts: Mapping[str, object], where: pathlib.Path) -> FieldMapping:
+    fields = opts.get("fields", {})
+    if not isinstance(fields, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+    ):
+        raise ConfigError(f"{where}: [source.fields] must map entry fields to column names")
+    kind = _opt_str(opts, "default_kind", where)
+    if kind not in (None, "person", "group"):
+        raise ConfigError(f"{where}: [source] default_kind must be 'person' or 'group'")
+    return FieldMapping(
+        fields=dict(fields),
+        kind_field=_opt_str(opts, "kind_field", where) or "kind",
+        default_kind=kind,  # type: ignore[arg-type]  # checked just above
+        separator=_opt_str(opts, "separator", where) or "|",
+    )
+
+
+def _ldap_source(config: RunConfig) -> SourceAdapter:
+    try:
+        from ..adapters.ldap import load_config, source_from_config
+    except ImportError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    assert config.ldap_config is not None  # set for every ldap/freeipa configuration
+    ldap_config = load_config(config.ldap_config)
+    return source_from_config(ldap_config)
+
+
+def _table(data: Mapping[str, object], key: str, where: str) -> dict[str, object]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _known(table: Mapping[str, object], keys: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(keys)})")
+
+
+def _resolve(base: pathlib.Path, value: object, where: str) -> pathlib.Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a non-empty string (a path)")
+    path = pathlib.Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _read_token(path: pathlib.Path, where: str) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot read the sync token file {path} ({exc.strerror})"
+        ) from exc
+    if not token:
+        raise ConfigError(f"{where}: the sync token file {path} is empty")
+    return token
+
+
+def load_run_config(
+    path: str | pathlib.Path,
+    *,
+    url: str | None = None,
+    state_dir: str | pathlib.Path | None = None,
+    insecure_http: bool = False,
+    ca_path: str | None = None,
+) -> RunConfig:
+    """Read a kanidm-sync configuration, or a kanidm-ldap-sync / kanidm-ipa-sync file.
+
+    Args:
+        path: the file.
+        url: the Kanidm URL, overriding the file (and required for the reference tools'
+            files, which do not name Kanidm: there it can also come from ``KANIDM_URL``
+            or the Kanidm client configuration, resolved by the caller).
+        state_dir: overrides ``[state] dir``.
+        insecure_http: permit ``http://`` (the loopback test double).
+        ca_path: a PEM CA file, overriding ``[kanidm] ca_path``.
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or a key is wrong (the message
+            names the file and the key).
+    """
+    file = pathlib.Path(path)
+    where = str(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the configuration ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from exc
+    base = file.resolve().parent
+    default_state = base / f"{file.stem}.state"
+    if "ldap_uri" in data or "ipa_uri" in data:
+        return _reference_tool_config(
+            file, data, url, state_dir or default_state, insecure_http, ca_path
+        )
+    _known(data, _TOP, where)
+    kanidm = _table(data, "kanidm", where)
+    _known(kanidm, _KANIDM, f"{where} [kanidm]")
+    the_url = url or kanidm.get("url")
+    if not isinstance(the_url, str) or not the_url:
+        raise ConfigError(f"{where}: [kanidm] url is required (the Kanidm origin)")
+    if "sync_token_file" in kanidm:
+        token_file = _resolve(base, kanidm["sync_token_file"], f"{where}: [kanidm] sync_token_file")
+        token = _read_token(token_file, where)
+    elif isinstance(kanidm.get("sync_token"), str) and kanidm["sync_token"]:
+        token = str(kanidm["sync_token"]).strip()
+    else:
+        raise ConfigError(f"{where}: [kanidm] needs sync_token_file (or sync_token)")
+    insecure = kanidm.get("insecure_http", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"{where}: [kanidm] insecure_http must be true or false")
+    ca = ca_path
+    if ca is None and "ca_path" in kanidm:
+        ca = str(_resolve(base, kanidm["ca_path"], f"{where}: [kanidm] ca_path"))
+    name = kanidm.get("account")
+    account = SyncAccount(
+        url=the_url,
+        token=token,
+        name=name if isinstance(name, str) else None,
+        ca_path=ca,
+        allow_insecure_http=insecure or insecure_http,
+    )
+
+    source = _table(data, "source", where)
+    kind = source.get("type")
+    if kind not in SOURCE_TYPES:
+        raise ConfigError(
+            f"{where}: [source] type must be one of {', '.join(SOURCE_TYPES)}, not {kind!r}"
+        )
+    _known(source, _SOURCE[str(kind)], f"{where} [source]")
+    options = dict(source)
+    ldap_config = None
+    if kind in ("ldap", "freeipa"):
+        ldap_config = _resolve(base, source.get("config"), f"{where}: [source] config")
+    else:
+        options["path"] = _resolve(base, source.get("path"), f"{where}: [source] path")
+
+    return RunConfig(
+        path=file,
+        account=account,
+        source_type=kind,  # narrowed by the check against SOURCE_TYPES above
+        source_options=options,
+        rules=_rules(data, base, where),
+        guards=_guards(data, where),
+        schedule=_schedule(data, where),
+        state_dir=pathlib.Path(state_dir)
+        if state_dir
+        else _state_dir(data, base, where) or default_state,
+        ldap_config=ldap_config,
+    )
+
+
+def _rules(data: Mapping[str, object], base: pathlib.Path, where: str) -> Rules:
+    table = dict(_table(data, "rules", where))
+    rules_file = table.pop("file", None)
+    if rules_file is not None:
+        if table:
+            raise ConfigError(
+                f"{where}: [rules] has both 'file' and inline rules; keep the rules in one place"
+            )
+        return Rules.load(_resolve(base, rules_file, f"{where}: [rules] file"))
+    return Rules.from_mapping(table, source=f"{where} [rules]")
+
+
+def _guards(data: Mapping[str, object], where: str) -> Guards:
+    table = _table(data, "guards", where)
+    _known(table, _GUARDS, f"{where} [guards]")
+    try:
+        return Guards(**table)  # type: ignore[arg-type]  # attrs validators check the values
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: [guards] {exc}") from exc
+
+
+def _schedule(data: Mapping[str, object], where: str) -> Schedule | None:
+    table = _table(data, "schedule", where)
+    if not table:
+        return None
+    _known(table, _SCHEDULE, f"{where} [schedule]")
+    try:
+        return Schedule(**table)  # type: ignore[arg-type]  # attrs validators check the values
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: [schedule] {exc}") from exc
+
+
+def _state_dir(data: Mapping[str, object], base: pathlib.Path, where: str) -> pathlib.Path | None:
+    table = _table(data, "state", where)
+    _known(table, _STATE, f"{where} [state]")
+    if "dir" not in table:
+        return None
+    return _resolve(base, table["dir"], f"{where}: [state] dir")
+
+
+def _reference_tool_config(
+    file: pathlib.Path,
+    data: Mapping[str, object],
+    url: str | None,
+    state_dir: str | pathlib.Path,
+    insecure_http: bool,
+    ca_path: str | None,
+) -> RunConfig:
+    where = str(file)
+    kind: SourceType = "freeipa" if "ipa_uri" in data else "ldap"
+    tool = "kanidm-ipa-sync" if kind == "freeipa" else "kanidm-ldap-sync"
+    if not url:
+        raise ConfigError(
+            f"{where}: a {tool} file does not name Kanidm; pass --url, set KANIDM_URL, "
+            "or set uri in the Kanidm client configuration"
+        )
+    token = data.get("sync_token")
+    if not isinstance(token, str) or not token:
+        raise ConfigError(f"{where}: sync_token is required")
+    account = SyncAccount(
+        url=url, token=token.strip(), ca_path=ca_path, allow_insecure_http=insecure_http
+    )
+    return RunConfig(
+        path=file,
+        account=account,
+        source_type=kind,
+        source_options={"type": kind, "config": str(file)},
+        state_dir=pathlib.Path(state_dir),
+        ldap_config=file,
+    )

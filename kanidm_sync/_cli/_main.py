@@ -1,0 +1,177 @@
+"""The ``kanidm-sync`` command: argument parsing, dispatch, and the one place errors end.
+
+Owns: the parser (stdlib argparse), the options every command shares, logging setup, and
+turning an exception into one error line, a hint and an exit code (docs/cli.md). A
+traceback is shown only with ``--debug``.
+
+Must not: talk to Kanidm itself (the command modules do), or print a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from .._exceptions import (
+    APIConnectionError,
+    AuthenticationError,
+    ConfigError,
+    KanidmSyncError,
+    LoginError,
+    NotFoundError,
+    PermissionDeniedError,
+    SourceError,
+    ValidationError,
+)
+from .._guards import GuardError
+from .._version import __version__
+from . import _account, _demo, _run
+from ._output import EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, Output, Refused, UsageError
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace, Output], int]
+
+
+def _common(*, top: bool) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    actions = [
+        group.add_argument("--json", action="store_true", help="print results as JSON on stdout"),
+        group.add_argument(
+            "--debug", action="store_true", help="show library logs and tracebacks on errors"
+        ),
+        group.add_argument("-q", "--quiet", action="store_true", help="print no notes on stderr"),
+    ]
+    if not top:
+        # The output options work before and after the command name. A subcommand's
+        # defaults would overwrite what was given before it, so below the top level they
+        # default to "not given" and the top level's defaults stand.
+        for action in actions:
+            action.default = argparse.SUPPRESS
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, for ``main`` and for docs/cli.md's reference.
+
+    Returns:
+        The parser.
+    """
+    common = _common(top=False)
+    parser = argparse.ArgumentParser(
+        prog="kanidm-sync",
+        description=(
+            "Feed identity data into Kanidm through a sync account: manage sync accounts, "
+            "plan and run a sync from a configuration file, or watch the whole story "
+            "offline with `kanidm-sync demo`."
+        ),
+        parents=[_common(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"kanidm-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _account.add_parser(commands, common)
+    _run.add_parsers(commands, common)
+    _demo.add_parser(commands, common)
+    return parser
+
+
+def _setup_logging(debug: bool, out: Output) -> None:
+    logger = logging.getLogger("kanidm_sync")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kanidm-sync: %(levelname)s %(name)s: %(message)s"))
+    if debug:
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.setLevel(logging.WARNING)
+
+        # The runner logs a failed run and its diagnosis; the command prints both itself.
+        def _not_runner(record: logging.LogRecord) -> bool:
+            return not record.name.startswith("kanidm_sync.runner")
+
+        handler.addFilter(_not_runner)
+        if out.quiet:
+            handler.setLevel(logging.ERROR)
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
+def _hint_for(exc: BaseException) -> str:
+    if isinstance(exc, AuthenticationError):
+        return (
+            "the token was refused: check it is the right kind (an admin token for "
+            "`account`, the sync token for plan/run) and that it was not destroyed"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return "the admin identity needs a read-write session in domain_admins"
+    if isinstance(exc, NotFoundError):
+        return "check the name with `kanidm-sync account list`"
+    if isinstance(exc, APIConnectionError):
+        return "is Kanidm reachable at that URL? (--url, KANIDM_URL or the client config)"
+    if isinstance(exc, LoginError):
+        return "check the user name and password, or run `kanidm login` first"
+    return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kanidm-sync`` with ``argv`` (default ``sys.argv[1:]``).
+
+    Args:
+        argv: the arguments.
+
+    Returns:
+        The exit status: 0 success, 1 failure, 2 usage or configuration error, 3 refused
+        (a guard, local validation, or no confirmation).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(
+        json_mode=args.json,
+        # Progress lines on a terminal, or when asked (a log file, a test).
+        progress=getattr(args, "progress", False)
+        or (hasattr(args, "progress") and sys.stderr.isatty() and not args.quiet),
+        quiet=args.quiet,
+    )
+    _setup_logging(args.debug, out)
+    handler: Handler = args.handler
+    try:
+        return handler(args, out)
+    except KeyboardInterrupt:
+        print("kanidm-sync: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except Exception as exc:
+        if args.debug:
+            raise
+        return _report(exc, out)
+
+
+def _report(exc: Exception, out: Output) -> int:
+    if isinstance(exc, UsageError | ConfigError):
+        out.error(exc)
+        return EXIT_USAGE
+    if isinstance(exc, Refused):
+        out.error(exc)
+        return EXIT_REFUSED
+    if isinstance(exc, GuardError | ValidationError):
+        out.error(exc, hint=_hint_for(exc))
+        return EXIT_REFUSED
+    if isinstance(exc, KanidmSyncError | SourceError):
+        out.error(exc, hint=_hint_for(exc))
+        return EXIT_FAILED
+    if isinstance(exc, ValueError | OSError):
+        # Usage problems the library reports with builtins (a malformed URL, a missing
+        # file): one line, like everything else.
+        hint = (
+            "pass --insecure-http (only for a test server on loopback)"
+            if "plain http" in str(exc)
+            else "run with --debug for details"
+        )
+        out.error(exc, hint=hint)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
+    out.error(exc, hint="this is a bug in kanidm-sync; run with --debug and report it")
+    return EXIT_FAILED

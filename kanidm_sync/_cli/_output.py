@@ -1,0 +1,205 @@
+"""How the command line talks: results on stdout, everything else on stderr.
+
+Owns: :class:`Output` (text or ``--json`` results, notes, progress lines, the one-line error
+with its hint), the exit codes, and :func:`error_json` (an exception as JSON without secrets).
+
+Must not: decide anything about Kanidm or a source; print a secret. The only secret that
+ever reaches stdout is the token ``account generate-token`` was asked to print, and it goes
+through :meth:`Output.secret` so that is easy to audit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Final, TextIO
+
+from .._exceptions import APIStatusError, KanidmSyncError
+from .._report import Progress
+from .._types import JSONObject, JSONValue
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "Output",
+    "Refused",
+    "UsageError",
+    "error_json",
+    "split_hint",
+]
+
+EXIT_OK: Final = 0
+"""The command did what it was asked."""
+EXIT_FAILED: Final = 1
+"""Kanidm, the source or the network failed; or ``status`` found the last run failing."""
+EXIT_USAGE: Final = 2
+"""Wrong arguments or a wrong configuration file (argparse uses 2 as well)."""
+EXIT_REFUSED: Final = 3
+"""Refused before anything was sent: a guard, local validation, or no confirmation."""
+
+_HINT_MARK: Final = " (hint: "
+
+
+class UsageError(Exception):
+    """A command was called in a way that cannot work (exit status 2)."""
+
+
+class Refused(Exception):
+    """The command refused to act, for example without confirmation (exit status 3)."""
+
+
+def split_hint(message: str) -> tuple[str, str]:
+    """Split ``"... (hint: do this)"`` into the message and the hint.
+
+    The status table of ``_proto/_status.py`` appends its hint to the exception message
+    in that form; the command line shows it on a line of its own.
+
+    Args:
+        message: an exception message.
+
+    Returns:
+        ``(message, hint)``; the hint is ``""`` when there is none.
+    """
+    at = message.rfind(_HINT_MARK)
+    if at < 0 or not message.endswith(")"):
+        return message, ""
+    return message[:at], message[at + len(_HINT_MARK) : -1]
+
+
+def error_json(exc: BaseException, hint: str = "") -> JSONObject:
+    """An exception as a JSON object for ``--json`` output.
+
+    Args:
+        exc: the exception (its message carries no secret: the library's rule).
+        hint: a hint to report besides the one in the message.
+
+    Returns:
+        ``{"type", "message", "hint"}`` plus status, variant and operation id for
+        Kanidm's errors.
+    """
+    message, own_hint = split_hint(str(exc))
+    out: JSONObject = {"type": type(exc).__name__, "message": message, "hint": hint or own_hint}
+    if isinstance(exc, APIStatusError):
+        out["status"] = exc.status_code
+        out["variant"] = exc.variant
+        out["operation_id"] = exc.operation_id
+        detail: JSONValue = exc.detail
+        out["detail"] = detail
+    return out
+
+
+class Output:
+    """Where and how one command writes.
+
+    Args:
+        json_mode: print results as JSON (one document on stdout).
+        progress: print progress lines on stderr.
+        quiet: print no notes (results and errors still).
+        stdout: the result stream.
+        stderr: the stream for notes, progress and errors.
+    """
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        progress: bool = False,
+        quiet: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.show_progress = progress
+        self.quiet = quiet
+        self.context: JSONObject = {}
+        """Extra keys for the ``--json`` error document (a failed run's report)."""
+        self._out = stdout if stdout is not None else sys.stdout
+        self._err = stderr if stderr is not None else sys.stderr
+
+    def result(self, text: str, data: JSONValue) -> None:
+        """Print a command's result: ``text`` normally, ``data`` as JSON with ``--json``.
+
+        Args:
+            text: the human form (may be empty: nothing printed).
+            data: the machine form.
+        """
+        if self.json_mode:
+            print(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False), file=self._out)
+        elif text:
+            print(text, file=self._out)
+        self._out.flush()
+
+    def secret(self, value: str) -> None:
+        """Print a secret on stdout, alone on its line (only ``generate-token`` does this).
+
+        Args:
+            value: the secret.
+        """
+        print(value, file=self._out)
+        self._out.flush()
+
+    def note(self, text: str) -> None:
+        """A remark for the operator on stderr (not shown with ``--quiet``).
+
+        Args:
+            text: the remark.
+        """
+        if not self.quiet:
+            print(text, file=self._err)
+            self._err.flush()
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr, shown even with ``--quiet``.
+
+        Args:
+            text: the warning.
+        """
+        print(f"kanidm-sync: warning: {text}", file=self._err)
+        self._err.flush()
+
+    def error(self, exc: BaseException, *, hint: str = "") -> None:
+        """Report a failure: one line, then the hint on a second line when there is one.
+
+        With ``--json`` the error also goes to stdout as ``{"ok": false, "error": ...}``,
+        so a script reading stdout always gets a JSON document.
+
+        Args:
+            exc: the failure.
+            hint: what to do about it, when the message does not say.
+        """
+        message, own_hint = split_hint(str(exc).strip() or type(exc).__name__)
+        message = " ".join(message.split())  # one line, whatever the message held
+        hint = hint or own_hint
+        kind = type(exc).__name__ if isinstance(exc, KanidmSyncError) else ""
+        prefix = f"{kind}: " if kind and kind not in message else ""
+        print(f"kanidm-sync: error: {prefix}{message}", file=self._err)
+        if hint:
+            print(f"  hint: {hint}", file=self._err)
+        self._err.flush()
+        if self.json_mode:
+            self.result("", {"ok": False, "error": error_json(exc, hint), **self.context})
+
+    def progress(self, event: Progress) -> None:
+        """A progress callback for the runner: one line on stderr per step.
+
+        Args:
+            event: the runner's progress event.
+        """
+        if not self.show_progress:
+            return
+        if event.phase == "state":
+            line = "read Kanidm's sync state"
+        elif event.phase == "fetch":
+            line = "read the source"
+        elif event.phase == "plan":
+            line = "planned the changes"
+        elif event.phase == "apply":
+            line = f"applied request {event.done} of {event.total} ({event.entries} entries sent)"
+        elif event.phase == "done":
+            line = f"done: {event.message}"
+        else:
+            line = event.message or event.phase
+        print(f"kanidm-sync: {line}", file=self._err)
+        self._err.flush()

@@ -1,0 +1,325 @@
+"""``kanidm-sync plan`` / ``run`` / ``status``: a sync driven by a configuration file.
+
+Owns: the options of those commands, building the :class:`~kanidm_sync.Runner` from a
+:class:`~._config.RunConfig`, printing plans and reports, the status file written after
+each run (``<state dir>/status.json``) and read by ``status``, and the ``--schedule`` loop.
+
+Must not: decide anything the runner decides (plans, guards, diagnosis), or print the sync
+token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import signal
+import threading
+from types import FrameType
+
+from .._auth import load_client_config
+from .._client import Client
+from .._exceptions import DataError, KanidmSyncError
+from .._guards import GuardError
+from .._proto._state import ActiveState, SyncState
+from .._report import RunReport
+from .._runner import Runner
+from .._schedule import Schedule
+from .._types import JSONObject
+from ._config import RunConfig, load_run_config
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError
+
+__all__ = ["add_parsers", "report_text"]
+
+STATUS_FORMAT = "kanidm-sync status"
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", required=True, metavar="FILE",
+        help="a kanidm-sync TOML file, or a kanidm-ldap-sync / kanidm-ipa-sync file",
+    )  # fmt: skip
+    parser.add_argument("-H", "--url", help="Kanidm's URL, overriding the file")
+    parser.add_argument("-C", "--ca", metavar="PEM", help="a CA certificate file to trust")
+    parser.add_argument("--state-dir", metavar="DIR", help="where the local record and status live")
+    parser.add_argument(
+        "--insecure-http", action="store_true", help="allow http:// (a loopback test server)"
+    )
+
+
+def _load(args: argparse.Namespace) -> RunConfig:
+    url = args.url
+    if url is None:
+        # The reference tools' files do not name Kanidm; the client config does.
+        url = os.environ.get("KANIDM_URL") or None
+        if url is None and _is_reference_file(args.config):
+            url = load_client_config().uri
+    return load_run_config(
+        args.config,
+        url=url,
+        state_dir=args.state_dir,
+        insecure_http=args.insecure_http,
+        ca_path=args.ca,
+    )
+
+
+def _is_reference_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        return False
+    return b"ldap_uri" in head or b"ipa_uri" in head
+
+
+def _runner(config: RunConfig, client: Client, out: Output) -> Runner:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    return Runner(
+        client,
+        config.build_source(),
+        rules=config.rules,
+        state_path=config.record_path,
+        guards=config.guards,
+        progress=out.progress,
+    )
+
+
+def _state_text(state: SyncState | None) -> str:
+    if state is None:
+        return "unknown"
+    if isinstance(state, ActiveState):
+        return f"active ({len(state.cookie)}-byte cookie)"
+    return "refresh"
+
+
+def report_text(report: RunReport) -> str:
+    """A run report for a terminal: outcome, counts, states, warnings.
+
+    Args:
+        report: the report.
+
+    Returns:
+        A few lines.
+    """
+    counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n and a != "sent")
+    lines = [
+        f"run {report.outcome}: {counts or 'no entries'}"
+        + (f"; {report.requests_sent} of {report.requests_total} requests sent"
+           if report.requests_total else ""),
+        f"  Kanidm state: {_state_text(report.state_before)} -> {_state_text(report.state_after)}",
+    ]  # fmt: skip
+    lines.extend(f"  warning: {w}" for w in report.warnings)
+    return "\n".join(lines)
+
+
+def _write_status(config: RunConfig, runner: Runner, schedule: Schedule | None) -> None:
+    status = runner.status
+    data: JSONObject = {
+        "format": STATUS_FORMAT,
+        "version": 1,
+        "config": str(config.path),
+        "schedule_interval": schedule.interval if schedule is not None else None,
+        "status": status.to_json(),
+        "last_report": None
+        if status.last_report is None
+        else {k: v for k, v in status.last_report.to_json_obj().items() if k != "changes"},
+    }
+    tmp = config.status_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, config.status_path)
+
+
+def _plan(args: argparse.Namespace, out: Output) -> int:
+    config = _load(args)
+    with config.account.client() as client:
+        runner = _runner(config, client, out)
+        plan = runner.plan(allow_deletes=args.allow_deletes)
+    out.result(plan.to_text(show_unchanged=args.show_unchanged), plan.to_json_obj())
+    return EXIT_OK
+
+
+def _explain_failure(exc: Exception, runner: Runner, out: Output) -> None:
+    """Notes on stderr after a failed run: the diagnosis, or the refused plan."""
+    report = runner.last_report
+    if report is not None and report.diagnosis is not None and not out.json_mode:
+        out.note(report.diagnosis.to_text())
+    if isinstance(exc, DataError):
+        out.note("nothing was applied: Kanidm rolled the whole request back")
+    if isinstance(exc, GuardError) and not out.json_mode:
+        out.note(exc.plan.to_text())
+
+
+def _run_once(args: argparse.Namespace, config: RunConfig, runner: Runner, out: Output) -> int:
+    try:
+        report = runner.run_once(allow_deletes=args.allow_deletes, dry_run=args.dry_run)
+    except Exception as exc:
+        _explain_failure(exc, runner, out)
+        if not args.dry_run:
+            _write_status(config, runner, None)
+        if runner.last_report is not None:
+            out.context = {"report": runner.last_report.to_json_obj()}
+        raise
+    if not args.dry_run:
+        _write_status(config, runner, None)
+    out.result(report_text(report), {"ok": True, "report": report.to_json_obj()})
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, out: Output) -> int:
+    config = _load(args)
+    if args.schedule is None:
+        with config.account.client() as client:
+            return _run_once(args, config, _runner(config, client, out), out)
+    interval = args.schedule or (config.schedule.interval if config.schedule else None)
+    if interval is None:
+        raise UsageError(
+            "--schedule needs an interval: give seconds (--schedule 300) or set "
+            "[schedule] interval in the configuration"
+        )
+    base = config.schedule or Schedule(interval=interval)
+    schedule = Schedule(
+        interval=interval,
+        jitter=base.jitter,
+        backoff_factor=base.backoff_factor,
+        backoff_max=base.backoff_max,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with config.account.client() as client:
+        runner = _runner(config, client, out)
+        seen = 0
+
+        def _sleep(seconds: float) -> None:
+            nonlocal seen
+            _after_run(config, runner, schedule, out, seen)
+            seen = runner.status.runs
+            stop.wait(seconds)
+
+        status = runner.run_forever(
+            schedule, stop=stop.is_set, max_runs=args.max_runs, sleep=_sleep
+        )
+        _after_run(config, runner, schedule, out, seen)
+    out.note(f"stopped after {status.runs} runs ({status.failures} failed)")
+    out.result("", {"ok": status.healthy, "status": status.to_json()})
+    return EXIT_OK if status.healthy else EXIT_FAILED
+
+
+def _after_run(
+    config: RunConfig, runner: Runner, schedule: Schedule, out: Output, seen: int
+) -> None:
+    """Print and record the run that just finished (once per run)."""
+    status = runner.status
+    if status.runs == seen or status.last_report is None:
+        return
+    _write_status(config, runner, schedule)
+    report = status.last_report
+    when = report.finished_at.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if report.ok:
+        out.note(f"{when} {report_text(report).splitlines()[0]}")
+    else:
+        error = report.error or {}
+        out.note(f"{when} run {report.outcome}: {error.get('type')}: {error.get('message')}")
+        if report.diagnosis is not None:
+            out.note(report.diagnosis.to_text())
+
+
+def _status(args: argparse.Namespace, out: Output) -> int:
+    config = _load(args)
+    try:
+        saved = json.loads(config.status_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        saved = None
+    except (OSError, ValueError) as exc:
+        raise KanidmSyncError(f"{config.status_path}: unreadable status file ({exc})") from exc
+    with config.account.client() as client:
+        state = client.get_state()
+    last = saved.get("status", {}) if isinstance(saved, dict) else {}
+    healthy = bool(last.get("healthy")) if last else False
+    data: JSONObject = {
+        "kanidm_state": "active" if isinstance(state, ActiveState) else "refresh",
+        "status": last or None,
+        "last_report": saved.get("last_report") if isinstance(saved, dict) else None,
+    }
+    if not last:
+        text = (
+            f"Kanidm state: {_state_text(state)}\n"
+            f"no run recorded in {config.state_dir} yet (run `kanidm-sync run -c {args.config}`)"
+        )
+    else:
+        lines = [
+            f"Kanidm state: {_state_text(state)}",
+            f"last run: {last.get('state')} at {last.get('last_run_at')} "
+            f"({last.get('runs')} runs, {last.get('failures')} failed)",
+            f"last success: {last.get('last_success_at') or 'never'}",
+        ]
+        if last.get("last_error"):
+            lines.append(f"last error: {last['last_error']} at {last.get('last_error_at')}")
+        if last.get("next_run_at"):
+            lines.append(f"next run due: {last['next_run_at']}")
+        text = "\n".join(lines)
+    out.result(text, data)
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """Add ``plan``, ``run`` and ``status``.
+
+    Args:
+        commands: the top-level subcommands.
+        common: the parent parser holding the output options.
+    """
+    p = commands.add_parser(
+        "plan",
+        help="show what a run would change, without applying it",
+        description="Read Kanidm's state and the source, and print the plan. Sends nothing.",
+        parents=[common],
+    )
+    _config_options(p)
+    p.add_argument("--show-unchanged", action="store_true", help="list unchanged entries too")
+    p.add_argument("--allow-deletes", action="store_true", help="plan even past the deletion guard")
+    p.add_argument("--progress", action="store_true", help="print progress on stderr")
+    p.set_defaults(handler=_plan)
+
+    p = commands.add_parser(
+        "run",
+        help="sync once, or on a schedule",
+        description="Sync the configured source into Kanidm once (or with --schedule, "
+        "every interval until SIGTERM). Exit 0 only when the (last) run succeeded.",
+        parents=[common],
+    )
+    _config_options(p)
+    p.add_argument("--dry-run", action="store_true", help="plan and report; apply nothing")
+    p.add_argument(
+        "--allow-deletes", action="store_true", help="accept more deletions than the guard"
+    )
+    p.add_argument(
+        "--schedule",
+        nargs="?",
+        const=0.0,
+        type=float,
+        metavar="SECONDS",
+        help="keep running every SECONDS (default: [schedule] interval), with jitter "
+        "and backoff after failures",
+    )
+    p.add_argument("--max-runs", type=int, metavar="N", help="with --schedule: stop after N runs")
+    p.add_argument("--progress", action="store_true", help="print progress on stderr")
+    p.set_defaults(handler=_run)
+
+    p = commands.add_parser(
+        "status",
+        help="Kanidm's sync state and the last run's outcome",
+        description="Show Kanidm's sync state and what the last run recorded. Exit 0 when "
+        "the last run succeeded, 1 when it failed or no run is recorded.",
+        parents=[common],
+    )
+    _config_options(p)
+    p.set_defaults(handler=_status)
