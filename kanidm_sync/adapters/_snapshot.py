@@ -540,9 +540,13 @@ class SnapshotAdapter:
         text = _encode_store(store)
         directory = self._path.parent
         try:
+            # Like the runner's record, the store's directory is created on first use.
+            directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=directory)
         except OSError as exc:
-            raise SourceError(f"{self._path}: cannot write the snapshot store") from exc
+            raise SourceError(
+                f"{self._path}: cannot write the snapshot store: {exc.strerror or exc}"
+            ) from exc
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -552,7 +556,9 @@ class SnapshotAdapter:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise SourceError(f"{self._path}: cannot write the snapshot store") from exc
+            raise SourceError(
+                f"{self._path}: cannot write the snapshot store: {exc.strerror or exc}"
+            ) from exc
         _fsync_directory(directory)
 
 

@@ -268,9 +268,10 @@ def test_backend_error_becomes_source_error(store: pathlib.Path) -> None:
 
 
 def test_unwritable_store_is_a_source_error(tmp_path: pathlib.Path) -> None:
-    """The store's directory does not exist: SourceError naming the file."""
-    path = tmp_path / "missing-dir" / "snapshot.json"
-    with pytest.raises(SourceError, match="missing-dir"):
+    """The store's directory cannot be made (a file is in the way): SourceError naming it."""
+    (tmp_path / "not-a-dir").write_text("x")
+    path = tmp_path / "not-a-dir" / "snapshot.json"
+    with pytest.raises(SourceError, match="not-a-dir"):
         SnapshotAdapter(ListSource([person(1)]), path).fetch(REFRESH)
 
 
@@ -325,3 +326,11 @@ def test_partly_applied_full_image_gives_full_image(store: pathlib.Path) -> None
     adapter = SnapshotAdapter(ListSource([person(1), person(2)]), store)
     first = adapter.fetch(REFRESH)
     assert isinstance(adapter.fetch(ActiveState(first.cookie + b"#1")), FullImage)
+
+
+def test_missing_store_directory_is_created(tmp_path: pathlib.Path) -> None:
+    """A store path in a directory that does not exist yet works: the directory is made."""
+    path = tmp_path / "state" / "nested" / "snapshot.json"
+    batch = SnapshotAdapter(ListSource([person(1)]), path).fetch(REFRESH)
+    assert isinstance(batch, FullImage)
+    assert path.is_file()
