@@ -5,6 +5,11 @@ Everything public is importable from here; modules with a leading underscore are
 
 from __future__ import annotations
 
+from ._account import SyncAccount
+from ._auth import ClientConfig, KanidmAuth, load_cached_token, load_client_config
+from ._chunk import ChunkingError
+from ._client import AsyncClient, Client
+from ._diagnose import Diagnosis, Suspect
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -21,6 +26,7 @@ from ._exceptions import (
     InvalidAttributeError,
     InvalidEntryStateError,
     KanidmSyncError,
+    LoginError,
     NotAppliedError,
     NotFoundError,
     OwnershipError,
@@ -37,6 +43,9 @@ from ._exceptions import (
     UniquenessError,
     ValidationError,
 )
+from ._guards import DeletionGuardError, GuardError, Guards, SourceGuardError
+from ._plan import Action, EntryChange, Plan
+from ._proto._admin import SyncAccountInfo, TokenInfo
 from ._proto._changeset import ChangeSet
 from ._proto._entries import (
     SCHEMA_PREFIX,
@@ -65,6 +74,10 @@ from ._proto._state import (
     RetentionMode,
     SyncState,
 )
+from ._report import Progress, RunOutcome, RunReport
+from ._rules import EntryPredicate, Remap, Rules
+from ._runner import AsyncRunner, ProgressCallback, Runner, StalePlanError
+from ._schedule import RunnerStatus, Schedule
 from ._types import JSONObject, JSONValue
 from ._version import __version__
 
@@ -75,25 +88,39 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "Action",
     "ActiveState",
+    "AsyncClient",
+    "AsyncRunner",
     "AuthenticationError",
     "ChangeSet",
+    "ChunkingError",
+    "Client",
+    "ClientConfig",
     "ConfigError",
     "CredentialImportError",
     "DataError",
     "DecodeError",
     "DeleteOnly",
+    "DeletionGuardError",
+    "Diagnosis",
     "EmptyRequestError",
     "EncodeError",
     "Entry",
+    "EntryChange",
+    "EntryPredicate",
     "GenericEntry",
     "GidNumberRangeError",
     "Group",
+    "GuardError",
+    "Guards",
     "InvalidAttributeError",
     "InvalidEntryStateError",
     "JSONObject",
     "JSONValue",
+    "KanidmAuth",
     "KanidmSyncError",
+    "LoginError",
     "Mail",
     "NotAppliedError",
     "NotFoundError",
@@ -101,33 +128,51 @@ __all__ = [
     "OwnershipError",
     "PermissionDeniedError",
     "Person",
+    "Plan",
     "PosixAccount",
     "PosixGroup",
     "Problem",
+    "Progress",
+    "ProgressCallback",
     "ProtocolError",
     "ReferentialIntegrityError",
     "RefreshState",
+    "Remap",
     "RequestRejectedError",
     "RequestTimeoutError",
     "RetainIgnore",
     "RetainOnly",
     "RetentionMode",
+    "Rules",
+    "RunOutcome",
+    "RunReport",
+    "Runner",
+    "RunnerStatus",
+    "Schedule",
     "SchemaUrn",
     "SchemaViolationError",
     "ServerError",
     "ServiceAccount",
     "Severity",
     "SourceError",
+    "SourceGuardError",
     "SshPublicKey",
     "SshPublicKeyError",
+    "StalePlanError",
     "StateConflictError",
+    "Suspect",
+    "SyncAccount",
+    "SyncAccountInfo",
     "SyncState",
+    "TokenInfo",
     "Totp",
     "TotpAlgorithm",
     "UniquenessError",
     "ValidationError",
     "ValidationReport",
     "__version__",
+    "load_cached_token",
+    "load_client_config",
 ]
 
 # Present public classes as kanidm_sync.X rather than kanidm_sync._proto._x.X (httpx does
