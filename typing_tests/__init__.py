@@ -1,0 +1,1 @@
+"""How users call the public API, checked by mypy --strict and never executed."""
