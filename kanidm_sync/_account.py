@@ -175,6 +175,11 @@ class SyncAccount:
 
     # --- clients ---------------------------------------------------------------------
 
+    def _tls(self, *, own: bool) -> tuple[bool, str | None]:
+        # verify= and ca_path= for a client: an injected httpx client carries its own TLS
+        # settings (and the clients refuse both at once).
+        return (self.verify, self.ca_path) if own else (True, None)
+
     def client(self, *, http_client: httpx.Client | None = None) -> Client:
         """A blocking client authenticated with this account's sync token.
 
@@ -184,13 +189,13 @@ class SyncAccount:
         Returns:
             The client; close it (or use ``with``).
         """
-        own = http_client is None  # an injected httpx client carries its own TLS settings
+        verify, ca_path = self._tls(own=http_client is None)
         return Client(
             self.url,
             token=self.token,
             http_client=http_client,
-            verify=self.verify if own else True,
-            ca_path=self.ca_path if own else None,
+            verify=verify,
+            ca_path=ca_path,
             allow_insecure_http=self.allow_insecure_http,
         )
 
@@ -203,13 +208,13 @@ class SyncAccount:
         Returns:
             The client; close it (or use ``async with``).
         """
-        own = http_client is None  # an injected httpx client carries its own TLS settings
+        verify, ca_path = self._tls(own=http_client is None)
         return AsyncClient(
             self.url,
             token=self.token,
             http_client=http_client,
-            verify=self.verify if own else True,
-            ca_path=self.ca_path if own else None,
+            verify=verify,
+            ca_path=ca_path,
             allow_insecure_http=self.allow_insecure_http,
         )
 

@@ -29,7 +29,7 @@ import anyio
 import httpx
 
 from ._auth import WRITE_EXTENSION, ClientConfig, KanidmAuth
-from ._exceptions import APIConnectionError, DecodeError
+from ._exceptions import APIConnectionError, ConfigError, DecodeError
 from ._proto._admin import (
     SyncAccountInfo,
     decode_string_list,
@@ -119,6 +119,14 @@ class BaseClient:
         # Injection points for tests: no real sleeping, deterministic jitter.
         self._random: Callable[[], float] = random.random
         self._clock: Callable[[], float] = time.time
+
+    @staticmethod
+    def _config_settings(config: ClientConfig) -> tuple[str, httpx.Timeout, bool | ssl.SSLContext]:
+        # What from_config takes from a Kanidm client config: uri, timeout, TLS verification.
+        if not config.uri:
+            raise ConfigError("the Kanidm client config has no uri (set KANIDM_URL)")
+        timeout = httpx.Timeout(DEFAULT_TIMEOUT.read, connect=config.connect_timeout or 10.0)
+        return config.uri, timeout, config.verify()
 
     @property
     def base_url(self) -> str:
@@ -351,17 +359,13 @@ class Client(BaseClient):
         Raises:
             ConfigError: the configuration names no ``uri``.
         """
-        from ._exceptions import ConfigError
-
-        if not config.uri:
-            raise ConfigError("the Kanidm client config has no uri (set KANIDM_URL)")
-        timeout = httpx.Timeout(DEFAULT_TIMEOUT.read, connect=config.connect_timeout or 10.0)
+        uri, timeout, verify = cls._config_settings(config)
         return cls(
-            config.uri,
+            uri,
             token=token,
             auth=auth,
             timeout=timeout,
-            verify=config.verify(),
+            verify=verify,
             allow_insecure_http=allow_insecure_http,
         )
 
@@ -581,17 +585,13 @@ class AsyncClient(BaseClient):
         Raises:
             ConfigError: the configuration names no ``uri``.
         """
-        from ._exceptions import ConfigError
-
-        if not config.uri:
-            raise ConfigError("the Kanidm client config has no uri (set KANIDM_URL)")
-        timeout = httpx.Timeout(DEFAULT_TIMEOUT.read, connect=config.connect_timeout or 10.0)
+        uri, timeout, verify = cls._config_settings(config)
         return cls(
-            config.uri,
+            uri,
             token=token,
             auth=auth,
             timeout=timeout,
-            verify=config.verify(),
+            verify=verify,
             allow_insecure_http=allow_insecure_http,
         )
 

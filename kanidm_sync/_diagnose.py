@@ -43,8 +43,9 @@ from ._exceptions import (
     SshPublicKeyError,
     UniquenessError,
 )
-from ._plan import KnownState, project_entry
+from ._plan import KnownState, _kind_of, _name_of, project_entry
 from ._proto._changeset import ChangeSet
+from ._proto._checks import gidnumber_allowed
 from ._proto._entries import Entry
 from ._proto._state import DeleteOnly, RefreshState
 from ._types import JSONObject, JSONValue
@@ -59,16 +60,6 @@ _REMOVABLE: Final = frozenset(
     {"mail", "ssh_publickey", "password_import", "unix_password_import", "totp_import", "member"}
 )
 _REMAP_NAMESPACE: Final = uuid.UUID("6f1f3c5e-5b4a-4f0e-9d57-6b616e69646d")
-
-# kanidm: server/lib/src/plugins/gidnumber.rs (spec §3.9.3)
-_GID_RANGES: Final = (
-    (1000, 60000),
-    (60578, 61183),
-    (65520, 65533),
-    (65536, 524287),
-    (524288, 1879048191),
-    (1879048192, 2147483647),
-)
 
 
 @attrs.frozen(kw_only=True)
@@ -159,15 +150,6 @@ class _Candidate:
     kind: str
 
 
-def _kind(projection: Mapping[str, JSONValue]) -> str:
-    schemas = projection.get("schemas")
-    names = {str(s).rsplit(":", 1)[-1] for s in schemas} if isinstance(schemas, list) else set()
-    for kind in ("person", "group", "service_account"):
-        if kind in names:
-            return kind
-    return "entry"
-
-
 def _values(projection: Mapping[str, JSONValue], attribute: str) -> list[str]:
     # The values Kanidm compares for uniqueness, lower-cased where Kanidm lower-cases.
     if attribute in ("name", "spn"):
@@ -231,20 +213,15 @@ def _rules_for(suspects: Sequence[Suspect], variant: str) -> str:
 def _suspect(
     c: _Candidate, reason: str, attribute: str | None, sources: Mapping[uuid.UUID, uuid.UUID]
 ) -> Suspect:
-    name = c.projection.get("name")
     return Suspect(
         id=c.entry.id,
         source_id=sources.get(c.entry.id, c.entry.id),
         kind=c.kind,
-        name=name if isinstance(name, str) else None,
+        name=_name_of(c.projection),
         external_id=c.entry.external_id,
         reason=reason,
         attribute=attribute,
     )
-
-
-def _gid_ok(value: int) -> bool:
-    return any(lo <= value <= hi for lo, hi in _GID_RANGES)
 
 
 def _detail_attribute(detail: JSONValue) -> str | None:
@@ -289,7 +266,7 @@ def diagnose(
     variant = error.variant or f"HTTP {error.status_code}"
     sources = _source_ids(rules)
     candidates = [
-        _Candidate(e, p, _kind(p))
+        _Candidate(e, p, _kind_of(p))
         for e in changeset.entries
         if not is_keep_alive(e)
         for p in (project_entry(e),)
@@ -433,7 +410,7 @@ def diagnose(
         attribute = "gidnumber"
         for c in candidates:
             gid = c.projection.get("gidnumber")
-            if isinstance(gid, int) and not _gid_ok(gid):
+            if isinstance(gid, int) and not gidnumber_allowed(gid):
                 suspects.append(_suspect(c, f"gidnumber {gid} is reserved", "gidnumber", sources))
         narrowed = bool(suspects)
     elif isinstance(error, ReferentialIntegrityError):

@@ -378,8 +378,8 @@ class Plan:
     def to_json_obj(self) -> JSONObject:
         """The plan as a JSON object (what :meth:`to_json` serialises)."""
         return {
-            "from_state": _state_json(self.from_state),
-            "to_state": _state_json(self.to_state),
+            "from_state": encode_sync_state(self.from_state),
+            "to_state": encode_sync_state(self.to_state),
             "source": self.source,
             "base_known": self.base_known,
             "base_note": self.base_note,
@@ -473,10 +473,6 @@ class Plan:
             f"Plan(from_state={self.from_state!r}, to_state={self.to_state!r}, "
             f"<{counts or 'empty'}>, requests={len(self.requests)})"
         )
-
-
-def _state_json(state: SyncState) -> JSONValue:
-    return encode_sync_state(state)
 
 
 def _state_text(state: SyncState) -> str:

@@ -45,10 +45,9 @@ import logging
 import os
 import pathlib
 import random as _random
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Final, TypeAlias, TypeVar, cast
 
 import anyio
@@ -71,6 +70,7 @@ from ._exceptions import (
     UniquenessError,
     ValidationError,
 )
+from ._files import write_atomic
 from ._guards import GuardError, Guards, check_guards
 from ._plan import KnownState, Plan, apply_to_known, build_plan, resume_plan
 from ._proto._changeset import ChangeSet
@@ -190,20 +190,7 @@ class _RecordStore:
             "deleted": [str(d) for d in known.deleted],
             "entries": {str(k): v for k, v in known.entries.items()},
         }
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 # --- effects the flows yield ----------------------------------------------------------------
@@ -277,7 +264,7 @@ class _RunnerCore:
         *,
         rules: Rules | None,
         state_path: str | os.PathLike[str] | None,
-        guards: Guards,
+        guards: Guards | None,
         max_request_bytes: int,
         progress: ProgressCallback | None,
         validate: bool,
@@ -286,7 +273,7 @@ class _RunnerCore:
             raise ValueError("max_request_bytes must be at least 4096")
         self._rules = rules
         self._store = _RecordStore(None if state_path is None else pathlib.Path(state_path))
-        self._guards = guards
+        self._guards = guards if guards is not None else Guards()
         self._max_bytes = max_request_bytes
         self._progress = progress
         self._validate = validate
@@ -313,8 +300,14 @@ class _RunnerCore:
 
     # --- flows ---------------------------------------------------------------------------
 
+    def _guards_for(self, allow_deletes: bool) -> Guards:
+        return attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
+
     def _plan_flow(self, guards: Guards) -> Generator[_Effect, object, _Planned]:
         state = cast("SyncState", (yield _GetState()))
+        return (yield from self._plan_from(state, guards))
+
+    def _plan_from(self, state: SyncState, guards: Guards) -> Generator[_Effect, object, _Planned]:
         self._emit(Progress(phase="state", done=1, total=1, message=repr(state)))
         known = cast("KnownState | None", (yield _LoadKnown()))
         # The size of the last image applied, whatever its cookie (for the shrink guard).
@@ -504,6 +497,88 @@ class _RunnerCore:
             )
         return sent, size
 
+    def _run_flow(
+        self, *, given: Plan | None = None, allow_deletes: bool = False, dry_run: bool = False
+    ) -> Generator[_Effect, object, RunReport]:
+        # A whole run: plan (or take the ``given`` plan, re-checking Kanidm's state before
+        # sending it), apply, record the outcome in the status; returns the report.
+        planned: _Planned | None = None
+        if given is not None:
+            known = cast("KnownState | None", (yield _LoadKnown()))
+            planned = _Planned(plan=given, known=known, warnings=given.notes)
+        started, t0 = _now(), time.monotonic()
+        self._begin()
+        seen: SyncState | None = None  # Kanidm's state as first read, for a failure's report
+        try:
+            if planned is None:
+                seen = cast("SyncState", (yield _GetState()))
+                planned = yield from self._plan_from(seen, self._guards_for(allow_deletes))
+            if dry_run:
+                report = self._report(
+                    outcome="planned",
+                    started=started,
+                    t0=t0,
+                    state_before=planned.plan.from_state,
+                    state_after=planned.plan.from_state,
+                    planned=planned,
+                )
+            else:
+                sent, size, used = yield from self._apply_flow(planned, recheck=given is not None)
+                planned = attrs.evolve(planned, plan=used)
+                report = self._report(
+                    outcome="nothing-to-do" if planned.plan.is_noop else "applied",
+                    started=started,
+                    t0=t0,
+                    state_before=planned.plan.from_state,
+                    state_after=planned.plan.to_state,
+                    planned=planned,
+                    sent=sent,
+                    size=size,
+                )
+        except _Diagnosed as wrapped:
+            if planned is not None:
+                planned = attrs.evolve(planned, plan=wrapped.plan)
+            report = self._failure(started, t0, planned, wrapped.error, wrapped)
+            self._record(report)
+            raise wrapped.error from None
+        except (GuardError, ValidationError) as exc:
+            if isinstance(exc, GuardError):
+                planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
+            self._record(
+                self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
+            )
+            raise
+        except Exception as exc:
+            self._record(self._failure(started, t0, planned, exc, None, seen=seen))
+            raise
+        self._record(report)
+        self._emit(Progress(phase="done", done=1, total=1, message=report.outcome))
+        _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
+        return report
+
+    def _schedule_flow(
+        self,
+        schedule: Schedule,
+        stop: Callable[[], bool] | None,
+        max_runs: int | None,
+        random: Callable[[], float] | None,
+    ) -> Iterator[float | None]:
+        # The run_forever loop: yields a delay to sleep for, or None for "run once now".
+        draw = random if random is not None else _random.Random().random
+        runs = 0
+        delay = 0.0 if schedule.run_immediately else schedule.next_delay(0, draw)
+        while True:
+            if delay > 0:
+                self._set_next_run(delay)
+                yield delay
+            if stop is not None and stop():
+                return
+            yield None
+            runs += 1
+            if max_runs is not None and runs >= max_runs:
+                return
+            delay = schedule.next_delay(self._status.consecutive_failures, draw)
+
     # --- reports and status ----------------------------------------------------------------
 
     def _report(
@@ -552,10 +627,10 @@ class _RunnerCore:
         exc: BaseException,
         wrapped: _Diagnosed | None,
         outcome: RunOutcome = "failed",
-        seen: list[object] | None = None,
+        seen: SyncState | None = None,
     ) -> RunReport:
         plan = planned.plan if planned is not None else None
-        before = plan.from_state if plan is not None else _first_state(seen or [])
+        before = plan.from_state if plan is not None else seen
         _log.warning("run %s: %s: %s", outcome, type(exc).__name__, exc)
         return self._report(
             outcome=outcome,
@@ -626,14 +701,6 @@ class _Diagnosed(Exception):
         self.plan = plan
 
 
-# The state the flows saw first, for reports of failed runs.
-def _first_state(effects: list[object]) -> SyncState | None:
-    for value in effects:
-        if isinstance(value, RefreshState | ActiveState):
-            return value
-    return None
-
-
 class Runner(_RunnerCore):
     """Sync a source into Kanidm: the blocking runner.
 
@@ -671,7 +738,7 @@ class Runner(_RunnerCore):
         super().__init__(
             rules=rules,
             state_path=state_path,
-            guards=guards if guards is not None else Guards(),
+            guards=guards,
             max_request_bytes=max_request_bytes,
             progress=progress,
             validate=validate,
@@ -692,7 +759,7 @@ class Runner(_RunnerCore):
         self._store.save(effect.known)
         return None
 
-    def _drive(self, flow: Generator[_Effect, object, _T], seen: list[object]) -> _T:
+    def _drive(self, flow: Generator[_Effect, object, _T]) -> _T:
         value: object = None
         error: BaseException | None = None
         while True:
@@ -703,7 +770,6 @@ class Runner(_RunnerCore):
             error = None
             try:
                 value = self._perform(effect)
-                seen.append(value)
             except Exception as exc:  # handed to the flow, which re-raises
                 value, error = None, exc
 
@@ -722,8 +788,7 @@ class Runner(_RunnerCore):
             SourceError: the source failed.
             APIError: reading Kanidm's state failed.
         """
-        guards = attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
-        return self._drive(self._plan_flow(guards), []).plan
+        return self._drive(self._plan_flow(self._guards_for(allow_deletes))).plan
 
     def apply(self, plan: Plan) -> RunReport:
         """Apply a plan made by :meth:`plan`, if Kanidm is still in its ``from_state``.
@@ -739,9 +804,7 @@ class Runner(_RunnerCore):
             DataError: Kanidm refused the data (the report's diagnosis names the entries).
             APIError: talking to Kanidm failed.
         """
-        known = self._store.load()
-        planned = _Planned(plan=plan, known=known, warnings=plan.notes)
-        return self._execute(lambda: planned, recheck=True)
+        return self._drive(self._run_flow(given=plan))
 
     def run_once(self, *, allow_deletes: bool = False, dry_run: bool = False) -> RunReport:
         """Run once: state, source, rules, validate, plan, guards, apply, record, report.
@@ -761,70 +824,7 @@ class Runner(_RunnerCore):
             SourceError: the source failed.
             APIError: talking to Kanidm failed.
         """
-        guards = attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
-        seen: list[object] = []
-        return self._execute(
-            lambda: self._drive(self._plan_flow(guards), seen),
-            recheck=False,
-            dry_run=dry_run,
-            seen=seen,
-        )
-
-    def _execute(
-        self,
-        make_plan: Callable[[], _Planned],
-        *,
-        recheck: bool,
-        dry_run: bool = False,
-        seen: list[object] | None = None,
-    ) -> RunReport:
-        started, t0 = _now(), time.monotonic()
-        self._begin()
-        planned: _Planned | None = None
-        try:
-            planned = make_plan()
-            if dry_run:
-                report = self._report(
-                    outcome="planned",
-                    started=started,
-                    t0=t0,
-                    state_before=planned.plan.from_state,
-                    state_after=planned.plan.from_state,
-                    planned=planned,
-                )
-            else:
-                sent, size, used = self._drive(self._apply_flow(planned, recheck=recheck), [])
-                planned = attrs.evolve(planned, plan=used)
-                report = self._report(
-                    outcome="nothing-to-do" if planned.plan.is_noop else "applied",
-                    started=started,
-                    t0=t0,
-                    state_before=planned.plan.from_state,
-                    state_after=planned.plan.to_state,
-                    planned=planned,
-                    sent=sent,
-                    size=size,
-                )
-        except _Diagnosed as wrapped:
-            if planned is not None:
-                planned = attrs.evolve(planned, plan=wrapped.plan)
-            report = self._failure(started, t0, planned, wrapped.error, wrapped)
-            self._record(report)
-            raise wrapped.error from None
-        except (GuardError, ValidationError) as exc:
-            if isinstance(exc, GuardError):
-                planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
-            self._record(
-                self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
-            )
-            raise
-        except Exception as exc:
-            self._record(self._failure(started, t0, planned, exc, None, seen=seen))
-            raise
-        self._record(report)
-        self._emit(Progress(phase="done", done=1, total=1, message=report.outcome))
-        _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
-        return report
+        return self._drive(self._run_flow(allow_deletes=allow_deletes, dry_run=dry_run))
 
     def run_forever(
         self,
@@ -850,21 +850,12 @@ class Runner(_RunnerCore):
         Returns:
             The status when the loop ends.
         """
-        draw = random if random is not None else _random.Random().random
-        runs = 0
-        delay = 0.0 if schedule.run_immediately else schedule.next_delay(0, draw)
-        while True:
-            if delay > 0:
-                self._set_next_run(delay)
+        for delay in self._schedule_flow(schedule, stop, max_runs, random):
+            if delay is None:
+                with contextlib.suppress(Exception):
+                    self.run_once()
+            else:
                 sleep(delay)
-            if stop is not None and stop():
-                break
-            with contextlib.suppress(Exception):
-                self.run_once()
-            runs += 1
-            if max_runs is not None and runs >= max_runs:
-                break
-            delay = schedule.next_delay(self._status.consecutive_failures, draw)
         return self._status
 
 
@@ -898,7 +889,7 @@ class AsyncRunner(_RunnerCore):
         super().__init__(
             rules=rules,
             state_path=state_path,
-            guards=guards if guards is not None else Guards(),
+            guards=guards,
             max_request_bytes=max_request_bytes,
             progress=progress,
             validate=validate,
@@ -927,7 +918,7 @@ class AsyncRunner(_RunnerCore):
         await anyio.to_thread.run_sync(self._store.save, effect.known)
         return None
 
-    async def _drive(self, flow: Generator[_Effect, object, _T], seen: list[object]) -> _T:
+    async def _drive(self, flow: Generator[_Effect, object, _T]) -> _T:
         value: object = None
         error: BaseException | None = None
         while True:
@@ -938,7 +929,6 @@ class AsyncRunner(_RunnerCore):
             error = None
             try:
                 value = await self._perform(effect)
-                seen.append(value)
             except Exception as exc:
                 value, error = None, exc
 
@@ -957,8 +947,7 @@ class AsyncRunner(_RunnerCore):
             SourceError: the source failed.
             APIError: reading Kanidm's state failed.
         """
-        guards = attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
-        return (await self._drive(self._plan_flow(guards), [])).plan
+        return (await self._drive(self._plan_flow(self._guards_for(allow_deletes)))).plan
 
     async def apply(self, plan: Plan) -> RunReport:
         """Apply a plan if Kanidm is still in its ``from_state`` (see :meth:`Runner.apply`).
@@ -974,13 +963,7 @@ class AsyncRunner(_RunnerCore):
             DataError: Kanidm refused the data (the report's diagnosis names the entries).
             APIError: talking to Kanidm failed.
         """
-        known = await anyio.to_thread.run_sync(self._store.load)
-        planned = _Planned(plan=plan, known=known, warnings=plan.notes)
-
-        async def make() -> _Planned:
-            return planned
-
-        return await self._execute(make, recheck=True)
+        return await self._drive(self._run_flow(given=plan))
 
     async def run_once(self, *, allow_deletes: bool = False, dry_run: bool = False) -> RunReport:
         """Run once (see :meth:`Runner.run_once`).
@@ -999,69 +982,7 @@ class AsyncRunner(_RunnerCore):
             SourceError: the source failed.
             APIError: talking to Kanidm failed.
         """
-        guards = attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
-        seen: list[object] = []
-
-        async def make() -> _Planned:
-            return await self._drive(self._plan_flow(guards), seen)
-
-        return await self._execute(make, recheck=False, dry_run=dry_run, seen=seen)
-
-    async def _execute(
-        self,
-        make_plan: Callable[[], Awaitable[_Planned]],
-        *,
-        recheck: bool,
-        dry_run: bool = False,
-        seen: list[object] | None = None,
-    ) -> RunReport:
-        started, t0 = _now(), time.monotonic()
-        self._begin()
-        planned: _Planned | None = None
-        try:
-            planned = await make_plan()
-            if dry_run:
-                report = self._report(
-                    outcome="planned",
-                    started=started,
-                    t0=t0,
-                    state_before=planned.plan.from_state,
-                    state_after=planned.plan.from_state,
-                    planned=planned,
-                )
-            else:
-                sent, size, used = await self._drive(self._apply_flow(planned, recheck=recheck), [])
-                planned = attrs.evolve(planned, plan=used)
-                report = self._report(
-                    outcome="nothing-to-do" if planned.plan.is_noop else "applied",
-                    started=started,
-                    t0=t0,
-                    state_before=planned.plan.from_state,
-                    state_after=planned.plan.to_state,
-                    planned=planned,
-                    sent=sent,
-                    size=size,
-                )
-        except _Diagnosed as wrapped:
-            if planned is not None:
-                planned = attrs.evolve(planned, plan=wrapped.plan)
-            report = self._failure(started, t0, planned, wrapped.error, wrapped)
-            self._record(report)
-            raise wrapped.error from None
-        except (GuardError, ValidationError) as exc:
-            if isinstance(exc, GuardError):
-                planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
-            self._record(
-                self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
-            )
-            raise
-        except Exception as exc:
-            self._record(self._failure(started, t0, planned, exc, None, seen=seen))
-            raise
-        self._record(report)
-        self._emit(Progress(phase="done", done=1, total=1, message=report.outcome))
-        _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
-        return report
+        return await self._drive(self._run_flow(allow_deletes=allow_deletes, dry_run=dry_run))
 
     async def run_forever(
         self,
@@ -1084,19 +1005,10 @@ class AsyncRunner(_RunnerCore):
         Returns:
             The status when the loop ends.
         """
-        draw = random if random is not None else _random.Random().random
-        runs = 0
-        delay = 0.0 if schedule.run_immediately else schedule.next_delay(0, draw)
-        while True:
-            if delay > 0:
-                self._set_next_run(delay)
+        for delay in self._schedule_flow(schedule, stop, max_runs, random):
+            if delay is None:
+                with contextlib.suppress(Exception):
+                    await self.run_once()
+            else:
                 await sleep(delay)
-            if stop is not None and stop():
-                break
-            with contextlib.suppress(Exception):
-                await self.run_once()
-            runs += 1
-            if max_runs is not None and runs >= max_runs:
-                break
-            delay = schedule.next_delay(self._status.consecutive_failures, draw)
         return self._status

@@ -1042,7 +1042,9 @@ class _Fields:
         value = self.attrs.get(key)
         if value is None and key not in self.attrs:
             return None
-        path = _key_path(self.path, key)
+        return self._int(value, _key_path(self.path, key))
+
+    def _int(self, value: object, path: str) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value if _check_int(value, path, self.errs) else None
         _expected(self.errs, path, "an integer", value)
@@ -1078,11 +1080,7 @@ class _Fields:
         if key not in obj:
             self.errs.append((_key_path(path, key), "missing required key"))
             return None
-        value = obj[key]
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value if _check_int(value, _key_path(path, key), self.errs) else None
-        _expected(self.errs, _key_path(path, key), "an integer", value)
-        return None
+        return self._int(obj[key], _key_path(path, key))
 
     def mails(self) -> list[Mail]:
         out = []
@@ -1213,6 +1211,18 @@ def _posix_account(f: _Fields) -> PosixAccount:
     )
 
 
+def _account_fields(f: _Fields) -> dict[str, object]:
+    # The fields persons and service accounts share, read in the order errors are reported.
+    return {
+        "mail": f.mails(),
+        "ssh_publickey": f.ssh_keys(),
+        "account_valid_from": f.opt_str("account_valid_from"),
+        "account_expire": f.opt_str("account_expire"),
+        "account_softlock_expire": f.opt_str("account_softlock_expire"),
+        "password_import": f.opt_str("password_import"),
+    }
+
+
 def _typed(
     kind: str,
     urns: list[str],
@@ -1237,12 +1247,7 @@ def _typed(
             )
         fields = {
             "legalname": f.opt_str("legalname"),
-            "mail": f.mails(),
-            "ssh_publickey": f.ssh_keys(),
-            "account_valid_from": f.opt_str("account_valid_from"),
-            "account_expire": f.opt_str("account_expire"),
-            "account_softlock_expire": f.opt_str("account_softlock_expire"),
-            "password_import": f.opt_str("password_import"),
+            **_account_fields(f),
             "totp_import": f.totps(),
         }
         extra = f.extra(allowed)
@@ -1288,15 +1293,7 @@ def _typed(
     name = f.req_str("name")
     displayname = f.req_str("displayname")
     posix = _posix_account(f) if _POSIXACCOUNT in urns else None
-    fields = {
-        "description": f.opt_str("description"),
-        "mail": f.mails(),
-        "ssh_publickey": f.ssh_keys(),
-        "account_valid_from": f.opt_str("account_valid_from"),
-        "account_expire": f.opt_str("account_expire"),
-        "account_softlock_expire": f.opt_str("account_softlock_expire"),
-        "password_import": f.opt_str("password_import"),
-    }
+    fields = {"description": f.opt_str("description"), **_account_fields(f)}
     extra = f.extra(allowed)
     if len(errs) != before or name is None or displayname is None:
         return None

@@ -54,7 +54,25 @@ from ._checks import (
     ssh_public_key_problem,
     totp_problems,
 )
-from ._entries import Entry, GenericEntry, Group, Mail, Person, ServiceAccount, SshPublicKey, Totp
+from ._codec import (
+    _GROUP_KEYS,
+    _OAUTH2_KEYS,
+    _PERSON_KEYS,
+    _POSIXACCOUNT_KEYS,
+    _POSIXGROUP_KEYS,
+    _SERVICE_KEYS,
+)
+from ._entries import (
+    Entry,
+    GenericEntry,
+    Group,
+    Mail,
+    Person,
+    PosixAccount,
+    ServiceAccount,
+    SshPublicKey,
+    Totp,
+)
 from ._report import Problem, Severity, ValidationReport
 from ._schema import DEFAULT_SCHEMA, HEADER_KEYS, AttributeSchema, Schema, Syntax, class_from_urn
 from ._state import DeleteOnly, RefreshState, RetainOnly
@@ -77,43 +95,11 @@ _BUILTIN_UUID_LIMIT: Final = uuid.UUID("00000000-0000-0000-0001-000000000000").i
 
 _U32_MAX: Final = 0xFFFFFFFF
 
-_PERSON_FIELDS: Final = frozenset(
-    {
-        "name",
-        "displayname",
-        "legalname",
-        "mail",
-        "ssh_publickey",
-        "account_valid_from",
-        "account_expire",
-        "account_softlock_expire",
-        "password_import",
-        "totp_import",
-        "gidnumber",
-        "loginshell",
-        "unix_password_import",
-        "oauth2_account_provider",
-        "oauth2_account_unique_user_id",
-        "oauth2_account_unique_user_sub",
-    }
-)
-_GROUP_FIELDS: Final = frozenset({"name", "description", "mail", "member", "gidnumber"})
-_SERVICE_FIELDS: Final = frozenset(
-    {
-        "name",
-        "displayname",
-        "description",
-        "mail",
-        "ssh_publickey",
-        "account_valid_from",
-        "account_expire",
-        "account_softlock_expire",
-        "password_import",
-        "gidnumber",
-        "loginshell",
-        "unix_password_import",
-    }
-)
+# The attributes each typed class sends from its own fields, every facet included (the
+# codec's tables: wire names live there).
+_PERSON_FIELDS: Final = _PERSON_KEYS | _POSIXACCOUNT_KEYS | _OAUTH2_KEYS
+_GROUP_FIELDS: Final = _GROUP_KEYS | _POSIXGROUP_KEYS
+_SERVICE_FIELDS: Final = _SERVICE_KEYS | _POSIXACCOUNT_KEYS
 
 # Attribute keys that no schema will ever own; an `extra` or generic attribute with one
 # of these names is a known refusal (error), not an unknown name (warning).
@@ -521,12 +507,8 @@ class _Validator:
 
     # --- typed entries -------------------------------------------------------------------
 
-    def person(self, e: Person) -> None:
-        self.name(e.name)
-        if _HAS_CONTROL(e.displayname):
-            self.text(e.displayname, "displayname")
-        if e.legalname is not None:
-            self.text(e.legalname, "legalname")
+    def account(self, e: Person | ServiceAccount) -> None:
+        """What persons and service accounts share: mail, keys, validity, password."""
         if e.mail:
             self.mails(e.mail)
         if e.ssh_publickey:
@@ -535,12 +517,24 @@ class _Validator:
         self.date(e.account_expire, "account_expire")
         self.date(e.account_softlock_expire, "account_softlock_expire")
         self.password(e.password_import, "password_import")
+
+    def posix_account(self, posix: PosixAccount) -> None:
+        """The POSIX facet of a person or service account."""
+        self.gidnumber(posix.gidnumber)
+        if posix.loginshell is not None and _HAS_CONTROL(posix.loginshell):
+            self.text(posix.loginshell, "loginshell")
+        self.password(posix.unix_password_import, "unix_password_import")
+
+    def person(self, e: Person) -> None:
+        self.name(e.name)
+        if _HAS_CONTROL(e.displayname):
+            self.text(e.displayname, "displayname")
+        if e.legalname is not None:
+            self.text(e.legalname, "legalname")
+        self.account(e)
         self.totps(e.totp_import, e.password_import is not None)
         if e.posix is not None:
-            self.gidnumber(e.posix.gidnumber)
-            if e.posix.loginshell is not None and _HAS_CONTROL(e.posix.loginshell):
-                self.text(e.posix.loginshell, "loginshell")
-            self.password(e.posix.unix_password_import, "unix_password_import")
+            self.posix_account(e.posix)
         if e.oauth2 is not None:
             o = e.oauth2
             self.text(o.provider, "oauth2_account_provider")
@@ -571,7 +565,7 @@ class _Validator:
                 classes.add(_POSIX_CLASS)
             if e.oauth2 is not None:
                 classes.add("oauth2_account")
-            self.extra(e.extra, classes, _PERSON_FIELDS)
+            self.attributes(e.extra, classes, _PERSON_FIELDS)
 
     def group(self, e: Group) -> None:
         self.name(e.name)
@@ -590,31 +584,21 @@ class _Validator:
             self.gidnumber(e.posix.gidnumber)
         if e.extra:
             classes = {"group", "posixgroup"} if e.posix is not None else {"group"}
-            self.extra(e.extra, classes, _GROUP_FIELDS)
+            self.attributes(e.extra, classes, _GROUP_FIELDS)
 
     def service_account(self, e: ServiceAccount) -> None:
         self.name(e.name)
         self.text(e.displayname, "displayname")
         if e.description is not None:
             self.text(e.description, "description")
-        if e.mail:
-            self.mails(e.mail)
-        if e.ssh_publickey:
-            self.ssh_keys(e.ssh_publickey)
-        self.date(e.account_valid_from, "account_valid_from")
-        self.date(e.account_expire, "account_expire")
-        self.date(e.account_softlock_expire, "account_softlock_expire")
-        self.password(e.password_import, "password_import")
+        self.account(e)
         if e.posix is not None:
-            self.gidnumber(e.posix.gidnumber)
-            if e.posix.loginshell is not None:
-                self.text(e.posix.loginshell, "loginshell")
-            self.password(e.posix.unix_password_import, "unix_password_import")
+            self.posix_account(e.posix)
         if e.extra:
             classes = set(_SERVICE_CLASSES)
             if e.posix is not None:
                 classes.add(_POSIX_CLASS)
-            self.extra(e.extra, classes, _SERVICE_FIELDS)
+            self.attributes(e.extra, classes, _SERVICE_FIELDS)
 
     # --- generic entries and extra attributes --------------------------------------------
 
@@ -677,11 +661,6 @@ class _Validator:
         self.attributes(e.attributes, classes, frozenset())
         if classes & {"posixaccount", "posixgroup"} and "gidnumber" not in present:
             self.gidnumber(None)
-
-    def extra(
-        self, values: Mapping[str, JSONValue], classes: set[str], typed: frozenset[str]
-    ) -> None:
-        self.attributes(values, classes, typed)
 
     def attributes(
         self,

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import types
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Final, Literal, Self
+from typing import Final, Literal
 
 import ldap
 import ldap.filter
@@ -28,6 +27,7 @@ from pyasn1.codec.ber import decoder as _ber_decoder
 
 from .._exceptions import SourceError
 from ._ldap_syncrepl import SyncreplAccumulator
+from ._protocols import Closeable
 
 __all__ = ["LdapConnection", "RefreshNeeded", "class_ancestors", "or_filter"]
 
@@ -85,7 +85,7 @@ def _describe(exc: ldap.LDAPError) -> tuple[int | None, str]:
     return (code if isinstance(code, int) else None), text
 
 
-class LdapConnection:
+class LdapConnection(Closeable):
     """One bound LDAP connection (python-ldap), closed by :meth:`close` or ``with``.
 
     Args:
@@ -136,17 +136,6 @@ class LdapConnection:
         # Closing a dead connection (the server restarted) is not an error worth raising.
         with contextlib.suppress(ldap.LDAPError):
             self._conn.unbind_s()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.close()
 
     def sync_refresh(self, base: str, filterstr: str, cookie: bytes | None) -> SyncreplAccumulator:
         """Run one refreshOnly content-sync search and collect every message.

@@ -56,6 +56,15 @@ def _mask(value: object) -> str:
     return "None" if value is None else _MASK
 
 
+def _needs_python_ldap(module: str) -> ImportError:
+    """The import guard's error for a source module when python-ldap is missing."""
+    return ImportError(
+        f"{module} needs python-ldap, which is not installed: "
+        "pip install 'kanidm-sync[ldap]' (building it needs the libldap and libsasl2 "
+        "development headers, e.g. Debian's libldap2-dev and libsasl2-dev)"
+    )
+
+
 def _lower(value: str) -> str:
     return value.lower()
 

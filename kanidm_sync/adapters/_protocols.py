@@ -1,19 +1,22 @@
 """What a source returns and the protocols a source implements.
 
 Pure values and protocols; no I/O. Adapters return values, they receive no callbacks
-(../STYLE.md §3.9).
+(../STYLE.md §3.9). Also the two small pieces the directory sources share: ``with``
+support (:class:`Closeable`) and reading the source cookie out of Kanidm's state
+(:func:`position`).
 """
 
 from __future__ import annotations
 
+import types
 import uuid
 from collections.abc import Iterable
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, Self, TypeAlias, runtime_checkable
 
 import attrs
 
 from .._proto._entries import Entry
-from .._proto._state import SyncState
+from .._proto._state import ActiveState, RefreshState, SyncState
 
 __all__ = [
     "AsyncSourceAdapter",
@@ -41,6 +44,46 @@ def _cookie(value: bytes | bytearray) -> bytes:
     if not isinstance(value, bytes | bytearray):
         raise TypeError(f"a cookie is bytes, not {type(value).__name__}")
     return bytes(value)
+
+
+class Closeable:
+    """``with`` support for the directory sources and connections: leaving calls ``close``."""
+
+    def close(self) -> None:
+        """Release resources. Each fetch uses its own connection: nothing to do."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def position(state: SyncState) -> bytes | None:
+    """The source cookie Kanidm holds, or ``None`` when a fetch must send a full image.
+
+    Shared by the directory sources (LDAP, FreeIPA, Active Directory).
+
+    Args:
+        state: Kanidm's current sync state.
+
+    Returns:
+        The cookie; ``None`` in Refresh and for an empty cookie (it holds no position:
+        asking a server with it is a full refresh that looks like an incremental one).
+
+    Raises:
+        TypeError: ``state`` is not a sync state.
+    """
+    if isinstance(state, RefreshState):
+        return None
+    if isinstance(state, ActiveState):
+        return state.cookie or None
+    raise TypeError(f"expected a SyncState, not {type(state).__name__}")
 
 
 @attrs.frozen(kw_only=True, repr=False)

@@ -71,7 +71,6 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final, Protocol, runtime_checkable
@@ -79,6 +78,7 @@ from typing import Final, Protocol, runtime_checkable
 import attrs
 
 from .._exceptions import KanidmSyncError, SourceError
+from .._files import write_atomic
 from .._proto._codec import encode_entry
 from .._proto._entries import Entry
 from .._proto._state import ActiveState, RefreshState, SyncState
@@ -538,28 +538,14 @@ class SnapshotAdapter:
 
     def _write(self, store: _Store) -> None:
         text = _encode_store(store)
-        directory = self._path.parent
         try:
             # Like the runner's record, the store's directory is created on first use.
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=directory)
+            write_atomic(self._path, text)
         except OSError as exc:
             raise SourceError(
                 f"{self._path}: cannot write the snapshot store: {exc.strerror or exc}"
             ) from exc
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise SourceError(
-                f"{self._path}: cannot write the snapshot store: {exc.strerror or exc}"
-            ) from exc
-        _fsync_directory(directory)
+        _fsync_directory(self._path.parent)
 
 
 def _fsync_directory(directory: pathlib.Path) -> None:

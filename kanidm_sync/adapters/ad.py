@@ -33,26 +33,23 @@ Needs python-ldap: ``pip install 'kanidm-sync[ldap]'``.
 
 from __future__ import annotations
 
+from ._ldap_config import _needs_python_ldap
+
 try:
     import ldap as _python_ldap  # noqa: F401 - the import guard
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "kanidm_sync.adapters.ad needs python-ldap, which is not installed: "
-        "pip install 'kanidm-sync[ldap]' (building it needs the libldap and libsasl2 "
-        "development headers, e.g. Debian's libldap2-dev and libsasl2-dev)"
-    ) from _exc
+    raise _needs_python_ldap(__name__) from _exc
 
 import datetime as _dt
 import logging
 import time
-import types
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Final, Self
+from typing import Final
 
 import attrs
 
-from .._proto._state import ActiveState, RefreshState, SyncState
+from .._proto._state import SyncState
 from ._ad_client import AdConnection, RootInfo
 from ._ad_config import (
     DEFAULT_GROUP_FILTER,
@@ -75,7 +72,7 @@ from ._ad_map import (
 )
 from ._ad_usn import Changes, dirsync_changes, dirsync_start, usn_changes
 from ._ldap_client import RefreshNeeded
-from ._protocols import Delta, FullImage, RefreshRequired, SourceBatch
+from ._protocols import Closeable, Delta, FullImage, RefreshRequired, SourceBatch, position
 
 __all__ = [
     "DEFAULT_GROUP_FILTER",
@@ -144,7 +141,7 @@ class AdFetchStats:
     map_seconds: float = 0.0
 
 
-class AdSource:
+class AdSource(Closeable):
     """An Active Directory domain controller as a sync source.
 
     Implements :class:`~kanidm_sync.adapters.SourceAdapter`. Each :meth:`fetch` opens
@@ -178,20 +175,6 @@ class AdSource:
     def __repr__(self) -> str:
         return f"AdSource(url={self.config.url!r}, base_dn={self.config.base_dn!r})"
 
-    def close(self) -> None:
-        """Release resources. Each fetch uses its own connection: nothing to do."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _connect(self) -> AdConnection:
         cfg = self.config
         return AdConnection(
@@ -219,21 +202,17 @@ class AdSource:
             SourceError: the directory could not be read or an object could not be
                 mapped (the message names the DN and the field).
         """
-        if isinstance(state, RefreshState):
-            return self._full()
-        if not isinstance(state, ActiveState):
-            raise TypeError(f"expected a SyncState, not {type(state).__name__}")
-        if not state.cookie:
-            # An empty cookie holds no position: start again from a full image.
+        held = position(state)
+        if held is None:
             return self._full()
         with self._connect() as conn:
             info = conn.root_info()
-            why = self._unusable(conn, info, state.cookie)
+            why = self._unusable(conn, info, held)
             if why is not None:
                 logger.warning("%s: refresh required: %s", self.config.url, why)
                 self.last_stats = AdFetchStats(kind="refresh-required", mode=self.config.mode)
                 return RefreshRequired(reason=f"ad: {why}")
-            cookie = decode_cookie(state.cookie)
+            cookie = decode_cookie(held)
             try:
                 return self._delta(conn, info, cookie)
             except RefreshNeeded as exc:

@@ -173,6 +173,16 @@ def _read_bytes(path: pathlib.Path) -> bytes:
         raise SourceError(f"{path}: cannot read the file ({type(exc).__name__})") from exc
 
 
+def _read_text(path: pathlib.Path) -> str:
+    # UTF-8, a byte order mark skipped; an invalid byte is reported with its line.
+    data = _read_bytes(path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SourceError(f"{path}:{line}: not valid UTF-8") from None
+
+
 # --- CSV and JSON ------------------------------------------------------------------------------
 
 
@@ -434,12 +444,7 @@ class CsvSource:
             SourceError: the file cannot be read, a row is malformed, or a field is
                 missing or invalid; the message names the file, the line and the field.
         """
-        data = _read_bytes(self._path)
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise SourceError(f"{self._path}:{line}: not valid UTF-8") from None
+        text = _read_text(self._path)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter, strict=True)
         mapping = self._mapping
         entries: list[Entry] = []
@@ -520,12 +525,7 @@ class JsonSource:
             SourceError: the file cannot be read or parsed, or a field is missing or
                 invalid; the message names the file, the line or record, and the field.
         """
-        data = _read_bytes(self._path)
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise SourceError(f"{self._path}:{line}: not valid UTF-8") from None
+        text = _read_text(self._path)
         return [
             _RecordReader(self._mapping, record, where).entry()
             for where, record in self._records(text)

@@ -18,29 +18,26 @@ Needs python-ldap: ``pip install 'kanidm-sync[ldap]'``.
 
 from __future__ import annotations
 
+from ._ldap_config import _needs_python_ldap
+
 try:
     import ldap as _python_ldap
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "kanidm_sync.adapters.ldap needs python-ldap, which is not installed: "
-        "pip install 'kanidm-sync[ldap]' (building it needs the libldap and libsasl2 "
-        "development headers, e.g. Debian's libldap2-dev and libsasl2-dev)"
-    ) from _exc
+    raise _needs_python_ldap(__name__) from _exc
 
 import logging
-import types
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from .._exceptions import SourceError
-from .._proto._state import ActiveState, RefreshState, SyncState
+from .._proto._state import SyncState
 from ._freeipa import IPA_FILTER, TOKEN_FILTER, is_token, map_ipa_entries, sync_uuid_from_attributes
 from ._ldap_client import LdapConnection, RefreshNeeded, class_ancestors, or_filter
 from ._ldap_config import EntryOverride, IpaConfig, LdapConfig, load_config, to_rfc4515_filter
 from ._ldap_map import LdapEntry, MappedBatch, map_ldap_entries, map_ldap_entry
 from ._ldap_syncrepl import Flavour, RefreshOutcome
-from ._protocols import Delta, FullImage, RefreshRequired, SourceBatch
+from ._protocols import Closeable, Delta, FullImage, RefreshRequired, SourceBatch, position
 
 if TYPE_CHECKING:
     from .._rules import Rules
@@ -63,17 +60,7 @@ __all__ = [
 logger = logging.getLogger("kanidm_sync.adapters.ldap")
 
 
-def _cookie_of(state: SyncState) -> bytes | None:
-    if isinstance(state, RefreshState):
-        return None
-    if isinstance(state, ActiveState):
-        # An empty cookie holds no position; asking the server with it is a full refresh
-        # that looks like an incremental one. Treat it as no cookie.
-        return state.cookie or None
-    raise TypeError(f"expected a SyncState, not {type(state).__name__}")
-
-
-class _SyncreplSource:
+class _SyncreplSource(Closeable):
     """The fetch flow shared by both sources; subclasses map and look up."""
 
     def __init__(
@@ -104,20 +91,6 @@ class _SyncreplSource:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self._uri!r}, base_dn={self._base_dn!r})"
 
-    def close(self) -> None:
-        """Release resources. Each fetch uses its own connection, so there is nothing to do."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _connect(self) -> LdapConnection:
         return LdapConnection(
             self._uri,
@@ -143,7 +116,7 @@ class _SyncreplSource:
             SourceError: the directory could not be read, an entry could not be
                 mapped, or a size limit would have truncated the result.
         """
-        cookie = _cookie_of(state)
+        cookie = position(state)
         with self._connect() as conn:
             try:
                 accumulator = conn.sync_refresh(self._base_dn, self._filter, cookie)
