@@ -11,7 +11,9 @@ Environment variables read by :meth:`SyncAccount.from_env`:
 * ``KANIDM_SYNC_TOKEN_FILE``: a file holding the sync token (read when the variable above is
   unset);
 * ``KANIDM_SYNC_ACCOUNT``: the sync account's name (optional; the admin helpers need it);
-* ``KANIDM_CA_PATH``: a PEM CA file added to the trust roots (optional).
+* ``KANIDM_CA_PATH``: a PEM CA file added to the trust roots (optional);
+* ``KANIDM_ALLOW_INSECURE_HTTP``: ``true`` (or ``1``, ``yes``) to permit an ``http://`` URL,
+  for a test server on loopback (optional; anything else, or unset, refuses plain http).
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ from ._proto._changeset import ChangeSet
 from ._proto._state import SyncState
 
 __all__ = ["SyncAccount"]
+
+_BOOLEANS = {
+    "": False,
+    "0": False,
+    "false": False,
+    "no": False,
+    "1": True,
+    "true": True,
+    "yes": True,
+}
 
 
 def _read_token_file(path: str | os.PathLike[str]) -> str:
@@ -78,8 +90,8 @@ class SyncAccount:
         """Build from the environment (the variables are listed in the module docstring).
 
         ``KANIDM_URL`` is required; the token comes from ``KANIDM_SYNC_TOKEN``, or from the
-        file ``KANIDM_SYNC_TOKEN_FILE`` names; ``KANIDM_SYNC_ACCOUNT`` and ``KANIDM_CA_PATH``
-        are optional.
+        file ``KANIDM_SYNC_TOKEN_FILE`` names; ``KANIDM_SYNC_ACCOUNT``, ``KANIDM_CA_PATH`` and
+        ``KANIDM_ALLOW_INSECURE_HTTP`` are optional.
 
         Args:
             environ: the environment to read (default ``os.environ``).
@@ -88,9 +100,13 @@ class SyncAccount:
             The account.
 
         Raises:
-            ConfigError: the URL or the token is missing, or the token file is unreadable.
+            ConfigError: the URL or the token is missing, the token file is unreadable, or
+                ``KANIDM_ALLOW_INSECURE_HTTP`` is not a boolean.
         """
         env = os.environ if environ is None else environ
+        insecure = env.get("KANIDM_ALLOW_INSECURE_HTTP", "").strip().lower()
+        if insecure not in _BOOLEANS:
+            raise ConfigError(f"KANIDM_ALLOW_INSECURE_HTTP must be true or false, not {insecure!r}")
         url = env.get("KANIDM_URL")
         if not url:
             raise ConfigError("KANIDM_URL is not set")
@@ -105,6 +121,7 @@ class SyncAccount:
             token=token.strip(),
             name=env.get("KANIDM_SYNC_ACCOUNT") or None,
             ca_path=env.get("KANIDM_CA_PATH") or None,
+            allow_insecure_http=_BOOLEANS[insecure],
         )
 
     @classmethod

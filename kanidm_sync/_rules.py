@@ -254,6 +254,18 @@ class Rules:
     _external_map: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
+        # An entry cannot be both left out and changed: the diagnosis prints both kinds of
+        # rule as alternatives, and pasting both would silently keep only the exclusion.
+        for both in sorted(str(i) for i in self.exclude_ids & self.remap_ids.keys()):
+            raise ConfigError(
+                f'entry {both} is both excluded ([exclude] ids) and remapped ([remap.id."{both}"]):'
+                " keep one of the two"
+            )
+        for both in sorted(self.exclude_external_ids & self.remap_external_ids.keys()):
+            raise ConfigError(
+                f"external id {both!r} is both excluded ([exclude] external_ids) and remapped"
+                f' ([remap.external_id."{both}"]): keep one of the two'
+            )
         id_map: dict[uuid.UUID, uuid.UUID] = {}
         targets: dict[uuid.UUID, uuid.UUID] = {}
         for key, remap in self.remap_ids.items():

@@ -411,3 +411,15 @@ def test_rules_are_frozen() -> None:
         rules.exclude_names = ()  # type: ignore[misc]
     evolved = attrs.evolve(rules, exclude_if=(lambda e: True,))
     assert [] == list(evolved.apply(full(person(BOB, "bob"))).entries)  # type: ignore[union-attr]
+
+
+def test_excluded_and_remapped_entry_is_refused() -> None:
+    """Pasting both suggested alternatives for one entry is a ConfigError naming it."""
+    uid = "6db058b5-e4ea-5baa-83b0-1981e2f97783"
+    text = f'[exclude]\nids = ["{uid}"]\n\n[remap.id."{uid}"]\nname = "rlopez-sync"\n'
+    with pytest.raises(ConfigError, match=f"{uid} is both excluded") as info:
+        Rules.from_toml(text)
+    assert "keep one" in str(info.value)
+    ext = '[exclude]\nexternal_ids = ["UID=Bob"]\n\n[remap.external_id."uid=bob"]\nname = "b"\n'
+    with pytest.raises(ConfigError, match="'uid=bob' is both excluded"):
+        Rules.from_toml(ext)

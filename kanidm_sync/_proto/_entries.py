@@ -36,6 +36,7 @@ from typing import Final, Literal, TypeAlias
 import attrs
 
 from .._types import JSONValue
+from ._state import _as_uuid
 
 __all__ = [
     "SCHEMA_PREFIX",
@@ -85,10 +86,6 @@ _MASK: Final = "'***'"
 
 def _mask(value: object) -> str:
     return "None" if value is None else _MASK
-
-
-def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 def _as_reference(value: uuid.UUID | str) -> str:

@@ -25,6 +25,10 @@ class Severity(StrEnum):
     """Kanidm would accept it, but probably not do what was meant."""
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @attrs.frozen(kw_only=True)
 class Problem:
     """One problem in one entry (or in the ChangeSet as a whole).
@@ -140,7 +144,7 @@ class ValidationReport:
         if not self.problems:
             return "no problems"
         counts = Counter(p.severity.value for p in self.problems)
-        head = ", ".join(f"{n} {sev}{'s' if n != 1 else ''}" for sev, n in sorted(counts.items()))
+        head = ", ".join(_count(n, sev) for sev, n in sorted(counts.items()))
         return "\n".join([head + ":", *(f"  {p}" for p in self.problems)])
 
     def _repr_html_(self) -> str:
@@ -165,7 +169,7 @@ class ValidationReport:
             for h in ("severity", "entry", "external id", "field", "message", "code")
         )
         return (
-            f"<p><b>ValidationReport</b>: {len(self.errors)} errors, "
-            f"{len(self.warnings)} warnings</p>"
+            f"<p><b>ValidationReport</b>: {_count(len(self.errors), 'error')}, "
+            f"{_count(len(self.warnings), 'warning')}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         )

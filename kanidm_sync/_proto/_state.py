@@ -45,7 +45,18 @@ __all__ = [
 
 
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+    """Convert an entry id (a UUID, or its text in any form Python parses) to a UUID.
+
+    Shared by the entries and the retention modes: both hold entry ids.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"an entry id must be a UUID or a str, not {type(value).__name__}")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"an entry id must be a UUID, not {value!r}") from None
 
 
 def _uuid_tuple(values: Iterable[uuid.UUID | str]) -> tuple[uuid.UUID, ...]:

@@ -112,3 +112,18 @@ async def test_async_state_and_apply(fake: FakeKanidm) -> None:
         assert REFRESH == await account.astate()
         await account.aapply(ChangeSet(from_state=REFRESH, to_state=ActiveState(b"1")))
         assert ActiveState(b"1") == await account.astate()
+
+
+def test_from_env_allows_plain_http_only_when_asked(fake: FakeKanidm) -> None:
+    """KANIDM_ALLOW_INSECURE_HTTP=true lets from_env reach a loopback server; default refuses."""
+    with serve(fake) as url:
+        token = fake.provision_sync_account("envfeed").token
+        env = {"KANIDM_URL": url, "KANIDM_SYNC_TOKEN": token}
+        with pytest.raises(ValueError, match="http"):
+            SyncAccount.from_env(env).state()
+        account = SyncAccount.from_env({**env, "KANIDM_ALLOW_INSECURE_HTTP": "true"})
+        assert account.allow_insecure_http
+        assert REFRESH == account.state()
+    with pytest.raises(ConfigError, match="KANIDM_ALLOW_INSECURE_HTTP") as info:
+        SyncAccount.from_env({**env, "KANIDM_ALLOW_INSECURE_HTTP": "maybe"})
+    assert token not in str(info.value)

@@ -143,3 +143,22 @@ def test_changeset_need_refresh_and_repr() -> None:
     )
     assert "entries=<2: 1 Group, 1 Person>" in repr(full)
     assert {"Person": 1, "Group": 1} == full.counts()
+
+
+def test_bad_entry_ids_are_named() -> None:
+    """A malformed id says which value is wrong and that it must be a UUID."""
+    with pytest.raises(ValueError, match=r"entry id must be a UUID, not 'bad'"):
+        person(id="bad")
+    with pytest.raises(ValueError, match=r"not 'nope'"):
+        ks.DeleteOnly(["nope"])
+    with pytest.raises(TypeError, match="int"):
+        ks.Group(id=42, name="g")  # type: ignore[arg-type]
+
+
+def test_report_counts_are_singular_or_plural() -> None:
+    """One warning is 'warning', two errors are 'errors', in text and in HTML."""
+    problem = ks.Problem(severity=ks.Severity.WARNING, code="x.y", message="m")
+    error = ks.Problem(severity=ks.Severity.ERROR, code="x.z", message="n")
+    report = ks.ValidationReport((problem, error, error))
+    assert str(report).startswith("2 errors, 1 warning:")
+    assert "2 errors, 1 warning</p>" in report._repr_html_()
