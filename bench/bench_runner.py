@@ -144,7 +144,7 @@ def bench_churn(n: int, churn: float) -> None:
             f"  payload: {len(plan.requests)} request, {len(plan.requests[0].entries)} entries, "
             f"{len(body) / 1024:.1f} KiB (the full image: {sum(sizes) / 1024 / 1024:.1f} MiB)"
         )
-        print(f"  plan: {plan.counts()}")
+        print(f"  plan: {plan.counts}")
         # The whole planning step of a run, as a user calls it (reads the record from disk).
         adapter_again = SnapshotAdapter(snap, pathlib.Path(tmp) / "snapshot.json")
         whole = Runner(client, adapter_again, state_path=record)

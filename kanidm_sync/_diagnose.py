@@ -24,6 +24,7 @@ diagnosis lists every candidate and says that it could not narrow further.
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -84,8 +85,8 @@ class Suspect:
     reason: str
     attribute: str | None = None
 
-    def to_json(self) -> JSONObject:
-        """This suspect as a JSON object."""
+    def to_dict(self) -> JSONObject:
+        """This suspect as a JSON-ready dict."""
         return {
             "id": str(self.id),
             "source_id": str(self.source_id),
@@ -96,8 +97,19 @@ class Suspect:
             "attribute": self.attribute,
         }
 
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """This suspect as JSON text.
 
-@attrs.frozen(kw_only=True)
+        Args:
+            indent: passed to :func:`json.dumps`; ``None`` for compact output.
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+@attrs.frozen(kw_only=True, repr=False)
 class Diagnosis:
     """What a rejection means, which entries can cause it, and rules that would avoid it.
 
@@ -119,16 +131,52 @@ class Diagnosis:
     rules_toml: str = ""
     notes: tuple[str, ...] = ()
 
-    def to_json(self) -> JSONObject:
-        """The diagnosis as a JSON object."""
+    def to_dict(self) -> JSONObject:
+        """The diagnosis as a JSON-ready dict."""
         return {
             "error": self.error,
             "summary": self.summary,
             "narrowed": self.narrowed,
-            "suspects": [s.to_json() for s in self.suspects],
+            "suspects": [s.to_dict() for s in self.suspects],
             "rules_toml": self.rules_toml,
             "notes": list(self.notes),
         }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The diagnosis as JSON text.
+
+        Args:
+            indent: passed to :func:`json.dumps`; ``None`` for compact output.
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        first = ""
+        if self.suspects:
+            s = self.suspects[0]
+            first = f", first={s.kind} {s.name or s.external_id or s.id}"
+        return (
+            f"Diagnosis(error={self.error!r}, <{len(self.suspects)} suspects{first}>, "
+            f"narrowed={self.narrowed}, <{len(self.notes)} notes>, "
+            f"rules={'yes' if self.rules_toml else 'none'})"
+        )
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        items = "".join(
+            f"<li>{esc(s.kind)} <b>{esc(s.name or s.external_id or str(s.id))}</b> "
+            f"(<code>{s.id}</code>): {esc(s.reason)}</li>"
+            for s in self.suspects
+        )
+        notes = "".join(f"<li><i>note:</i> {esc(n)}</li>" for n in self.notes)
+        rules = f"<pre>{esc(self.rules_toml)}</pre>" if self.rules_toml else ""
+        return (
+            f"<div><p>Kanidm rejected the change (<code>{esc(self.error)}</code>): "
+            f"{esc(self.summary)}</p><ul>{items}{notes}</ul>{rules}</div>"
+        )
 
     def to_text(self) -> str:
         """The diagnosis for a terminal: summary, suspects, then the rules to paste."""
@@ -246,6 +294,7 @@ def diagnose(
     rules: Rules | None = None,
     deleting: Mapping[uuid.UUID, JSONObject] | None = None,
     delete_first: bool = False,
+    record_path: bool = False,
 ) -> Diagnosis:
     """Map Kanidm's rejection of ``changeset`` to the entries that can cause it.
 
@@ -259,6 +308,8 @@ def diagnose(
             means an entry was deleted and re-created at the source.
         delete_first: whether the run sent its deletions first
             (:attr:`~kanidm_sync.Plan.delete_first`).
+        record_path: whether the runner keeps a local record (``state_path``), so the
+            remedy does not advise keeping one.
 
     Returns:
         The diagnosis; ``suspects`` is empty when the error is not about the data.
@@ -285,9 +336,14 @@ def diagnose(
 
     if isinstance(error, UniquenessError):
         names = error.conflicting_attributes or ("name",)
-        summary = f"a value of {', '.join(names)} is already used by another entry"
+        listed = ", ".join(names)
+        # Kanidm reports name and spn together (the spn is derived from the name): one
+        # cause, one summary, one note, whatever the number of attributes.
+        summary = f"a value of {listed} is already used by another entry"
+        recycled_note = False
+        guesses: list[Suspect] = []
         for attr in names:
-            attribute = attr
+            attribute = attribute or attr
             holders: dict[str, list[_Candidate]] = {}
             for c in candidates:
                 for v in _values(c.projection, attr):
@@ -310,13 +366,14 @@ def diagnose(
                 )
                 continue
             if isinstance(changeset.from_state, RefreshState) and base is None:
-                summary = _REFRESH_SUMMARY.format(attr=attr)
-                notes.append(_REFRESH_REMEDY)
-            elif delete_first:
+                if not recycled_note:
+                    recycled_note = True
+                    summary = _REFRESH_SUMMARY.format(attrs=listed)
+                    notes.append(_refresh_remedy(record_path))
+            elif delete_first and not any(n.startswith(_DELETED_FIRST) for n in notes):
                 notes.append(
-                    "this run already sent its deletions first (that request committed), so "
-                    "the value is held by an entry it does not delete: a native entry or "
-                    "one of another sync account"
+                    _DELETED_FIRST + " (that request committed), so the value is held by an "
+                    "entry it does not delete: a native entry or one of another sync account"
                 )
             if base is not None:
                 held: dict[str, set[uuid.UUID]] = {}
@@ -328,28 +385,72 @@ def diagnose(
                     for v in _values(c.projection, attr):
                         owners = held.get(v, set()) - {c.entry.id}
                         if v not in held:
-                            reason = (
-                                f"{attr} {v!r} is new to this sync account; another Kanidm "
-                                "entry (native or of another sync account) holds it"
+                            # A value this account never held may be held outside it; the
+                            # runner cannot see outside, so this is a possibility.
+                            guesses.append(
+                                _suspect(
+                                    c,
+                                    f"{attr} {v!r} is new to this sync account, so another "
+                                    "Kanidm entry (native or of another sync account) may "
+                                    "hold it",
+                                    attr,
+                                    sources,
+                                )
                             )
                         elif owners - sent:
+                            # Certain: the record says this account holds it elsewhere.
                             other = sorted(str(o) for o in owners - sent)[0]
-                            reason = (
-                                f"{attr} {v!r} is still held by {other} of this sync account, "
-                                "which this request does not change"
+                            suspects.append(
+                                _suspect(
+                                    c,
+                                    f"{attr} {v!r} is still held by {other} of this sync "
+                                    "account, which this request does not change",
+                                    attr,
+                                    sources,
+                                )
                             )
                         else:
                             continue
-                        suspects.append(_suspect(c, reason, attr, sources))
                         break
-                narrowed = bool(suspects)
             else:
-                unknown_base(f"carrying {attr}")
-                suspects.extend(
-                    _suspect(c, f"carries {attr}", attr, sources)
+                if not any(n.startswith("the last known state is unknown") for n in notes):
+                    unknown_base(f"carrying {listed}")
+                guesses.extend(
+                    _suspect(
+                        c,
+                        f"{attr} {_values(c.projection, attr)[0]!r} may be held by another "
+                        "entry (Kanidm does not say which value collided)",
+                        attr,
+                        sources,
+                    )
                     for c in candidates
                     if _values(c.projection, attr)
                 )
+        if base is not None and not narrowed:
+            certain = bool(suspects)
+            unique_guesses = {g.id for g in guesses}
+            # Over an exact base, a lone entry with a new value is the only one that can
+            # collide with something outside the account: then it is certain too.
+            narrowed = certain or len(unique_guesses) == 1
+            if len(unique_guesses) > 1:
+                notes.append(
+                    f"{len(unique_guesses)} entries carry values new to this sync account and "
+                    "any of them may be the one Kanidm refused (it does not say which): check "
+                    "which of these names or values already exist in Kanidm before pasting a "
+                    "rule, and apply it only to those"
+                )
+            elif len(unique_guesses) == 1 and not certain:
+                g = guesses[0]
+                guesses = [
+                    attrs.evolve(
+                        g,
+                        reason=g.reason.replace(
+                            "may hold it",
+                            "holds it (the only value of the request new to this account)",
+                        ),
+                    )
+                ]
+        suspects.extend(guesses)
     elif isinstance(error, OwnershipError | InvalidEntryStateError):
         recycled = set(known.deleted) if known is not None else set()
         if isinstance(error, OwnershipError):
@@ -482,20 +583,32 @@ def diagnose(
 
 
 _REFRESH_SUMMARY: Final = (
-    "a value of {attr} is still held by a live entry: probably an entry of this account "
-    "deleted and re-created at the source (in Refresh, Kanidm checks uniqueness before its "
-    "refresh cleanup deletes the old entry), or an entry outside this sync account"
+    "a value of {attrs} is already held by another entry. Kanidm is in Refresh and this "
+    "runner has no record of the account, so the holder is most likely an entry outside "
+    "this sync account (a native Kanidm entry, or one of another sync account: on a first "
+    "sync, an account that already exists in Kanidm); less likely, an entry of this "
+    "account deleted and re-created at the source"
 )
-_REFRESH_REMEDY: Final = (
-    "Kanidm sets external ids and checks names, mails and gidnumbers before the refresh "
-    "cleanup deletes the owned entries the image no longer lists, so a new UUID with the "
-    "old external id or name collides with its old self. Remedy: this runner has no record "
-    "of what the account holds, so it cannot send the refresh cleanup first. Exclude the "
-    "re-created entries for one run (the rules below, keeping only the entries that were "
-    "re-created); the refresh then deletes their old selves and Kanidm becomes Active; "
-    "remove the rule and run again, and they are created. With a state_path record the "
-    "runner does this split itself"
-)
+_DELETED_FIRST: Final = "this run already sent its deletions first"
+
+
+def _refresh_remedy(record_path: bool) -> str:
+    record = (
+        "this runner keeps a record (state_path) but has none for this account yet (a first "
+        "sync, or a lost record), so it cannot tell which"
+        if record_path
+        else "without a record (state_path) this runner cannot tell which"
+    )
+    return (
+        f"{record}. If a native or foreign entry holds the value: remap the source entry "
+        "(a new name) or exclude it; or, when it is the same person or group, delete or "
+        "rename the native entry first. If instead the entry was deleted and re-created at "
+        "the source (Kanidm checks names, mails and gidnumbers before its refresh cleanup "
+        "deletes the old entry): exclude the re-created entries for one run, so the refresh "
+        "deletes their old selves and Kanidm becomes Active, then remove the rule and run "
+        "again"
+        + ("" if record_path else "; with a state_path record the runner does this split itself")
+    )
 
 
 def _recreated(

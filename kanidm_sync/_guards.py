@@ -17,6 +17,8 @@ obviously went wrong: it came back empty, or much smaller than last time.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
 from ._exceptions import KanidmSyncError
@@ -100,14 +102,41 @@ class SourceGuardError(GuardError):
     """Raised when the source came back empty, or suddenly much smaller than last time.
 
     Attributes:
-        count: how many entries the source returned.
-        previous: how many entries the last applied full image had, when known.
+        count: how many entries the source returned (or would be left).
+        previous: how many entries the account held, when known.
+        reason: ``"empty"`` (nothing would be left: ``allow_empty_source`` lets it
+            through) or ``"shrink"`` (more than ``max_shrink_fraction`` gone:
+            ``allow_shrink``).
     """
 
-    def __init__(self, message: str, *, plan: Plan, count: int, previous: int | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        plan: Plan,
+        count: int,
+        previous: int | None,
+        reason: Literal["empty", "shrink"] = "empty",
+    ) -> None:
         super().__init__(message, plan=plan)
         self.count = count
         self.previous = previous
+        self.reason: Literal["empty", "shrink"] = reason
+
+
+def _left_after(plan: Plan, previous: int | None) -> int | None:
+    """How many entries the account owns after ``plan``, when the plan can tell."""
+    if not plan.deletions_known or not previous:
+        return None
+    if plan.source == "full" and plan.source_count is not None:
+        return plan.source_count
+    added = sum(1 for c in plan.changes if c.action in (Action.CREATE, Action.REPLACE))
+    kept = sum(1 for c in plan.changes if c.action in (Action.UPDATE, Action.UNCHANGED))
+    if plan.synced_before is None:
+        # No diff base: only the deletions and the entries sent are known. Deleting at
+        # least as many as the record held while sending nothing leaves nothing.
+        return max(previous - len(plan.deletes), 0) + added + kept
+    return previous - len(plan.deletes) + added
 
 
 def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = None) -> None:
@@ -123,6 +152,7 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
         SourceGuardError: the source is empty or shrank too much.
         DeletionGuardError: too many deletions.
     """
+    previous = plan.synced_before if plan.synced_before is not None else previous_count
     # A delta whose present list is empty keeps nothing: the same as an empty image.
     empty_delta = (
         plan.source == "delta"
@@ -130,16 +160,25 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
         and not (plan.retain.ids or any(c.action is not Action.DELETE for c in plan.changes))
     )
     empty = (plan.source == "full" and plan.source_count == 0) or empty_delta
+    # A run whose listed deletions take every entry the account held, and that adds
+    # nothing: a source that came back empty, seen through a delta (a snapshot adapter
+    # turns an emptied file into "delete all 40"). Deleting 100% is never routine, so
+    # this holds whatever the count, and whatever the deletion thresholds say.
+    left = _left_after(plan, previous)
+    if left is not None and left <= 0 and plan.deletes:
+        empty = True
     if empty and not guards.allow_empty_source:
         raise SourceGuardError(
             "the source returned no entries: applying would delete every entry this "
-            "sync account owns. If that is intended, allow it explicitly "
+            "sync account owns"
+            + (f" ({previous})" if previous else "")
+            + ". If that is intended, allow it explicitly "
             "(Guards(allow_empty_source=True, allow_deletes=True))",
             plan=plan,
             count=0,
-            previous=previous_count,
+            previous=previous,
+            reason="empty",
         )
-    previous = plan.synced_before if plan.synced_before is not None else previous_count
     if (
         plan.source == "full"
         and not plan.deletions_known
@@ -156,6 +195,7 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
             plan=plan,
             count=plan.source_count,
             previous=previous,
+            reason="shrink",
         )
     deletions = len(plan.deletes)
     synced = plan.synced_before if plan.synced_before is not None else (previous_count or 0)
@@ -172,4 +212,26 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
             plan=plan,
             deletions=deletions,
             synced=synced,
+        )
+    if (
+        plan.deletions_known
+        and previous
+        and not empty  # an empty source allowed explicitly is not refused again here
+        and not (guards.allow_shrink or guards.allow_deletes)
+        and len(plan.deletes) > guards.max_shrink_fraction * previous
+        and len(plan.deletes) > 1
+    ):
+        # The twin of the full-image shrink guard above for listed deletions (a delta,
+        # or a full image over a known base): more than half of the account deleted
+        # in one run looks like a broken source, below the deletion guard's counts
+        # too. ``allow_deletes`` also lets it through: it acknowledges the deletions.
+        raise SourceGuardError(
+            f"the run would delete {len(plan.deletes)} of the {previous} entries this sync "
+            f"account held (more than {guards.max_shrink_fraction:.0%}): refusing in case "
+            "the source is broken. If the shrink is real, allow it explicitly "
+            "(allow_deletes=True, or Guards(allow_shrink=True))",
+            plan=plan,
+            count=previous - len(plan.deletes),
+            previous=previous,
+            reason="shrink",
         )

@@ -255,8 +255,8 @@ class EntryChange:
     external_id: str | None = None
     patch: tuple[JSONObject, ...] = ()
 
-    def to_json(self) -> JSONObject:
-        """This change as a JSON object."""
+    def to_dict(self) -> JSONObject:
+        """This change as a JSON-ready dict (secrets masked as ``***``)."""
         out: JSONObject = {"id": str(self.id), "action": self.action.value, "kind": self.kind}
         if self.name is not None:
             out["name"] = self.name
@@ -265,6 +265,17 @@ class EntryChange:
         if self.patch:
             out["patch"] = [_masked_op(op) for op in self.patch]
         return out
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """This change as JSON text (secrets masked as ``***``).
+
+        Args:
+            indent: passed to :func:`json.dumps`; ``None`` for compact output.
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def label(self) -> str:
         """A short human label: the name, else the external id, else the UUID."""
@@ -352,6 +363,7 @@ class Plan:
     delete_first: bool = False
     deleting: Mapping[uuid.UUID, JSONObject] = attrs.field(factory=dict, eq=False)
 
+    @property
     def counts(self) -> dict[str, int]:
         """How many entries get each action (every :class:`Action` is present)."""
         out = {a.value: 0 for a in Action}
@@ -375,8 +387,8 @@ class Plan:
         busy = any(c.action is not Action.UNCHANGED for c in self.changes)
         return not busy and self.deletions_known and self.from_state == self.to_state
 
-    def to_json_obj(self) -> JSONObject:
-        """The plan as a JSON object (what :meth:`to_json` serialises)."""
+    def to_dict(self) -> JSONObject:
+        """The plan as a JSON-ready dict (what :meth:`to_json` serialises)."""
         return {
             "from_state": encode_sync_state(self.from_state),
             "to_state": encode_sync_state(self.to_state),
@@ -386,14 +398,14 @@ class Plan:
             "deletions_known": self.deletions_known,
             "synced_before": self.synced_before,
             "source_count": self.source_count,
-            "counts": dict(self.counts()),
+            "counts": dict(self.counts),
             "retain": _retain_json(self.retain),
             "requests": len(self.requests),
             "request_sizes": list(self.request_sizes),
             "resume_from": self.resume_from,
             "delete_first": self.delete_first,
             "notes": list(self.notes),
-            "changes": [c.to_json() for c in self.changes],
+            "changes": [c.to_dict() for c in self.changes],
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -405,7 +417,7 @@ class Plan:
         Returns:
             The JSON text.
         """
-        return json.dumps(self.to_json_obj(), indent=indent, ensure_ascii=False)
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def to_text(self, *, show_unchanged: bool = False) -> str:
         """The plan for a terminal: a summary, then one line per changed entry.
@@ -416,7 +428,7 @@ class Plan:
         Returns:
             Multi-line text.
         """
-        counts = self.counts()
+        counts = self.counts
         summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
         lines = [
             f"Plan: {self.source} source, {summary or 'no entries'}",
@@ -443,7 +455,7 @@ class Plan:
 
     def to_html(self) -> str:
         """The plan as an HTML fragment (a summary and a table), values escaped."""
-        counts = self.counts()
+        counts = self.counts
         head = ", ".join(f"{n} {html.escape(a)}" for a, n in counts.items() if n)
         rows = []
         for change in self.changes:
@@ -468,7 +480,7 @@ class Plan:
         return self.to_html()
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{n} {a}" for a, n in self.counts().items() if n)
+        counts = ", ".join(f"{n} {a}" for a, n in self.counts.items() if n)
         return (
             f"Plan(from_state={self.from_state!r}, to_state={self.to_state!r}, "
             f"<{counts or 'empty'}>, requests={len(self.requests)})"

@@ -9,6 +9,7 @@ rendering masks them as ``***``.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import json
 from collections.abc import Mapping
 from typing import Literal
@@ -96,8 +97,8 @@ class RunReport:
         """``True`` unless the run failed or was refused."""
         return self.outcome not in ("failed", "refused")
 
-    def to_json_obj(self) -> JSONObject:
-        """The report as a JSON object (what :meth:`to_json` serialises)."""
+    def to_dict(self) -> JSONObject:
+        """The report as a JSON-ready dict (what :meth:`to_json` serialises)."""
         return {
             "outcome": self.outcome,
             "started_at": self.started_at.isoformat(),
@@ -112,8 +113,8 @@ class RunReport:
             "base": self.base_note,
             "warnings": list(self.warnings),
             "error": self.error,
-            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_json(),
-            "changes": [c.to_json() for c in self.changes],
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "changes": [c.to_dict() for c in self.changes],
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -125,7 +126,33 @@ class RunReport:
         Returns:
             The JSON text; cookies appear as Kanidm's wire form (URL-safe base64).
         """
-        return json.dumps(self.to_json_obj(), indent=indent, ensure_ascii=False)
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        counts = ", ".join(f"{n} {esc(a)}" for a, n in self.counts.items() if n)
+        rows = [
+            f"<b>run {esc(self.outcome)}</b>: {counts or 'no entries'}; "
+            f"{self.requests_sent} of {self.requests_total} requests, "
+            f"{self.bytes_sent} bytes, {self.duration:.3f}s",
+        ]
+        if self.base_note:
+            rows.append(f"base: {esc(self.base_note)}")
+        rows.extend(f"warning: {esc(w)}" for w in self.warnings)
+        if self.error is not None:
+            rows.append(f"error: {esc(str(self.error.get('type')))}: "
+                        f"{esc(str(self.error.get('message')))}")  # fmt: skip
+        body = "".join(f"<li>{r}</li>" for r in rows[1:])
+        diagnosis = "" if self.diagnosis is None else self.diagnosis._repr_html_()
+        # Per-entry changes render through EntryChange.to_dict, which masks secrets.
+        changes = "".join(
+            f"<tr><td>{esc(c.action.value)}</td><td>{esc(c.kind)}</td>"
+            f"<td>{esc(c.label())}</td></tr>"
+            for c in self.changes
+            if c.action.value != "unchanged"
+        )
+        table = f"<table>{changes}</table>" if changes else ""
+        return f"<div><p>{rows[0]}</p><ul>{body}</ul>{diagnosis}{table}</div>"
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {a}" for a, n in self.counts.items() if n)

@@ -62,11 +62,11 @@ from ._chunk import (
 from ._client import AsyncClient, Client
 from ._diagnose import Diagnosis, diagnose
 from ._exceptions import (
+    APIError,
     APIStatusError,
     DataError,
     PermissionDeniedError,
     SourceError,
-    StateConflictError,
     UniquenessError,
     ValidationError,
 )
@@ -103,11 +103,13 @@ RECORD_FORMAT: Final = "kanidm-sync applied record"
 RECORD_VERSION: Final = 1
 
 
-class StalePlanError(StateConflictError):
+class StalePlanError(APIError):
     """Raised by ``apply(plan)`` when Kanidm's state moved since the plan was made.
 
-    Nothing was sent: the runner re-read the state before applying. ``status_code`` is 0
-    (no HTTP error happened). Make a new plan.
+    Nothing was sent: the runner re-read the state before applying, and no HTTP error
+    happened, so this is not an :class:`~kanidm_sync.APIStatusError` (nor a
+    :class:`~kanidm_sync.StateConflictError`, which is Kanidm refusing a request). Make a
+    new plan.
 
     Attributes:
         expected: the plan's ``from_state``.
@@ -115,7 +117,7 @@ class StalePlanError(StateConflictError):
     """
 
     def __init__(self, message: str, *, expected: SyncState, actual: SyncState) -> None:
-        super().__init__(message, status_code=0)
+        super().__init__(message)
         self.expected = expected
         self.actual = actual
 
@@ -352,15 +354,15 @@ class _RunnerCore:
                 state=state, batch=batch, known=known, max_request_bytes=self._max_bytes
             )
         self._emit(Progress(phase="plan", done=1, total=1, message=repr(plan)))
-        _log.info("plan: %s; base: %s", plan.counts(), plan.base_note)
+        _log.info("plan: %s; base: %s", plan.counts, plan.base_note)
         check_guards(plan, guards, previous_count=previous)
         return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes), batch=batch)
 
     def _fetch(self, state: SyncState) -> Generator[_Effect, object, FullImage | Delta]:
-        batch = cast("SourceBatch", (yield _Fetch(state)))
+        batch = self._batch((yield _Fetch(state)))
         if isinstance(batch, RefreshRequired):
             _log.info("the source needs a refresh (%s); asking for a full image", batch.reason)
-            batch = cast("SourceBatch", (yield _Fetch(RefreshState())))
+            batch = self._batch((yield _Fetch(RefreshState())))
             if not isinstance(batch, FullImage):
                 raise SourceError("the source answered a Refresh state with something else")
         if isinstance(batch, Delta) and isinstance(state, RefreshState):
@@ -372,6 +374,20 @@ class _RunnerCore:
             assert isinstance(ruled, FullImage | Delta)  # rules keep the kind of batch
             batch = ruled
         return batch
+
+    def _batch(self, answer: object) -> SourceBatch:
+        # A source is user code: a wrong return type would otherwise surface far away
+        # as an AttributeError on ``.cookie``.
+        if isinstance(answer, FullImage | Delta | RefreshRequired):
+            return answer
+        raise TypeError(
+            f"{type(self._source_object()).__name__}.fetch() returned "
+            f"{type(answer).__name__}, not a FullImage, Delta or RefreshRequired "
+            "(kanidm_sync.adapters)"
+        )
+
+    def _source_object(self) -> object:
+        raise NotImplementedError
 
     def _check(self, state: SyncState, batch: FullImage | Delta) -> ValidationReport:
         if not self._validate:
@@ -473,6 +489,7 @@ class _RunnerCore:
                     rules=self._rules,
                     deleting=plan.deleting,
                     delete_first=plan.delete_first,
+                    record_path=self._store.path is not None,
                 )
                 _log.error("%s", diagnosis.to_text())
                 raise _Diagnosed(exc, diagnosis, sent, size, plan) from exc
@@ -596,7 +613,7 @@ class _RunnerCore:
         diagnosis: Diagnosis | None = None,
     ) -> RunReport:
         plan = planned.plan if planned is not None else None
-        counts: dict[str, int] = dict(plan.counts()) if plan is not None else {}
+        counts: dict[str, int] = dict(plan.counts) if plan is not None else {}
         if plan is not None:
             counts["sent"] = sum(
                 1 for r in plan.pending_requests[:sent] for e in r.entries if not is_keep_alive(e)
@@ -672,7 +689,7 @@ class _RunnerCore:
                 last_error_detail={
                     **error,
                     **(
-                        {"diagnosis": report.diagnosis.to_json()}
+                        {"diagnosis": report.diagnosis.to_dict()}
                         if report.diagnosis is not None
                         else {}
                     ),
@@ -682,6 +699,10 @@ class _RunnerCore:
 
     def _set_next_run(self, delay: float) -> None:
         self._status = attrs.evolve(self._status, next_run_at=_now() + _dt.timedelta(seconds=delay))
+
+    def _stopped(self) -> None:
+        # The loop ended: no run is due any more.
+        self._status = attrs.evolve(self._status, next_run_at=None)
 
     def _begin(self) -> None:
         self._status = attrs.evolve(self._status, state="running")
@@ -745,6 +766,9 @@ class Runner(_RunnerCore):
         )
         self._client = client
         self._source = source
+
+    def _source_object(self) -> object:
+        return self._source
 
     def _perform(self, effect: _Effect) -> object:
         if isinstance(effect, _GetState):
@@ -856,6 +880,7 @@ class Runner(_RunnerCore):
                     self.run_once()
             else:
                 sleep(delay)
+        self._stopped()
         return self._status
 
 
@@ -896,6 +921,9 @@ class AsyncRunner(_RunnerCore):
         )
         self._client = client
         self._source = source
+
+    def _source_object(self) -> object:
+        return self._source
 
     async def _fetch_source(self, state: SyncState) -> object:
         fetch = self._source.fetch
@@ -1011,4 +1039,5 @@ class AsyncRunner(_RunnerCore):
                     await self.run_once()
             else:
                 await sleep(delay)
+        self._stopped()
         return self._status

@@ -18,6 +18,8 @@ starts as "never run", and it carries the last error with its detail.
 from __future__ import annotations
 
 import datetime as _dt
+import html
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -95,7 +97,7 @@ class Schedule:
         return max(0.0, base * factor)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class RunnerStatus:
     """What a long-running runner has been doing, for a health check or a dashboard.
 
@@ -132,8 +134,8 @@ class RunnerStatus:
         """``True`` when the last finished run succeeded."""
         return self.state == "ok" or (self.state == "running" and self.consecutive_failures == 0)
 
-    def to_json(self) -> JSONObject:
-        """The status as a JSON object (timestamps in ISO 8601, UTC)."""
+    def to_dict(self) -> JSONObject:
+        """The status as a JSON-ready dict (timestamps in ISO 8601, UTC)."""
 
         def iso(value: _dt.datetime | None) -> str | None:
             return None if value is None else value.isoformat()
@@ -151,3 +153,31 @@ class RunnerStatus:
             "last_error_detail": self.last_error_detail,
             "next_run_at": iso(self.next_run_at),
         }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The status as JSON text (what a health endpoint serves).
+
+        Args:
+            indent: passed to :func:`json.dumps`; ``None`` for compact output.
+
+        Returns:
+            The JSON text.
+        """
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        last = "never" if self.last_success_at is None else self.last_success_at.isoformat()
+        error = f", last_error={self.last_error!r}" if self.last_error else ""
+        return (
+            f"RunnerStatus(state={self.state!r}, runs={self.runs}, failures={self.failures}, "
+            f"last_success={last}{error})"
+        )
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<tr><th>{esc(k)}</th><td>{esc('' if v is None else str(v))}</td></tr>"
+            for k, v in self.to_dict().items()
+            if k != "last_error_detail"
+        )
+        return f"<table>{rows}</table>"

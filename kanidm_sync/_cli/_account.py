@@ -23,7 +23,7 @@ import attrs
 
 from .._auth import KanidmAuth, load_client_config
 from .._client import Client
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, KanidmSyncError
 from .._proto._admin import SyncAccountInfo
 from .._types import JSONObject
 from ._output import EXIT_OK, Output, Refused, UsageError
@@ -251,7 +251,8 @@ def _generate_token(args: argparse.Namespace, out: Output) -> int:
     with admin_client(args) as client:
         if _require(client, args.account).has_token:
             # Kanidm would answer a bare schema violation (the session is single-valued).
-            raise UsageError(
+            # The arguments are right; the account's state is in the way: a failure (1).
+            raise KanidmSyncError(
                 f"{args.account} already has a sync token and Kanidm allows one; revoke it "
                 f"first with `kanidm-sync account destroy-token {args.account}`"
             )
@@ -350,9 +351,10 @@ def _explain(action: str, info: SyncAccountInfo, count: int | None) -> str:
     head = f"Sync account {info.name} ({info.uuid}). {state} {owned}"
     if action == "finalise":
         what = (
-            "FINALISE: every entry it owns (live, and in the recycle bin) KEEPS its name, "
-            "memberships, credentials and POSIX data, and becomes an ordinary Kanidm entry "
-            "that administrators manage from now on. The sync account is deleted. "
+            "FINALISE: every live entry it owns KEEPS its name, memberships, credentials and "
+            "POSIX data, and becomes an ordinary Kanidm entry that administrators manage "
+            "from now on; entries already in the recycle bin stay there, unlinked. The sync "
+            "account is deleted. "
             + token
             + " A new sync account cannot take these entries over later."
         )

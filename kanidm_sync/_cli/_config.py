@@ -36,6 +36,7 @@ _GUARDS: Final = (
     "max_delete_fraction",
     "allow_empty_source",
     "max_shrink_fraction",
+    "allow_shrink",
 )
 _SCHEDULE: Final = ("interval", "jitter", "backoff_factor", "backoff_max")
 _STATE: Final = ("dir",)

@@ -25,7 +25,7 @@ from .._exceptions import (
     SourceError,
     ValidationError,
 )
-from .._guards import GuardError
+from .._guards import DeletionGuardError, GuardError, SourceGuardError
 from .._version import __version__
 from . import _account, _demo, _run
 from ._output import EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, Output, Refused, UsageError
@@ -99,11 +99,54 @@ def _setup_logging(debug: bool, out: Output) -> None:
     logger.propagate = False
 
 
+def guard_message(exc: GuardError) -> tuple[str, str]:
+    """A refused run in the command line's words: its options and ``[guards]`` keys.
+
+    The library's messages name Python arguments (``allow_deletes=True``); this builds
+    the message from the exception's attributes instead.
+
+    Args:
+        exc: the guard's refusal.
+
+    Returns:
+        ``(message, hint)``.
+    """
+    if isinstance(exc, DeletionGuardError):
+        return (
+            f"the run would delete {exc.deletions} of {exc.synced} synced entries (more "
+            "than the [guards] max_delete_count and max_delete_fraction allow); nothing "
+            "was sent",
+            "check the deletions with `kanidm-sync plan`, then rerun with --allow-deletes",
+        )
+    if isinstance(exc, SourceGuardError) and exc.reason == "empty":
+        held = f" ({exc.previous})" if exc.previous else ""
+        return (
+            "the source returned no entries: applying would delete every entry this sync "
+            f"account owns{held}; nothing was sent",
+            "if that is intended, set allow_empty_source = true in the configuration's "
+            "[guards] table for one run",
+        )
+    if isinstance(exc, SourceGuardError):
+        fix = (
+            "rerun with --allow-deletes, or set allow_shrink = true in [guards]"
+            if exc.plan.deletions_known
+            else "set allow_shrink = true (or a larger max_shrink_fraction) in [guards] for one run"
+        )
+        return (
+            f"the source shrank from {exc.previous} to {exc.count} entries, more than the "
+            "[guards] max_shrink_fraction allows; refusing in case the source is broken; "
+            "nothing was sent",
+            f"if the shrink is real, {fix}",
+        )
+    return str(exc), ""
+
+
 def _hint_for(exc: BaseException) -> str:
     if isinstance(exc, AuthenticationError):
         return (
             "the token was refused: check it is the right kind (an admin token for "
-            "`account`, the sync token for plan/run) and that it was not destroyed"
+            "`account`, the sync token for plan/run) and that it was not destroyed; a "
+            "finalised or terminated sync account is gone, and its token with it"
         )
     if isinstance(exc, PermissionDeniedError):
         return "the admin identity needs a read-write session in domain_admins"
@@ -157,7 +200,11 @@ def _report(exc: Exception, out: Output) -> int:
     if isinstance(exc, Refused):
         out.error(exc)
         return EXIT_REFUSED
-    if isinstance(exc, GuardError | ValidationError):
+    if isinstance(exc, GuardError):
+        message, hint = guard_message(exc)
+        out.error(exc, message=message, hint=hint)
+        return EXIT_REFUSED
+    if isinstance(exc, ValidationError):
         out.error(exc, hint=_hint_for(exc))
         return EXIT_REFUSED
     if isinstance(exc, KanidmSyncError | SourceError):
@@ -166,12 +213,14 @@ def _report(exc: Exception, out: Output) -> int:
     if isinstance(exc, ValueError | OSError):
         # Usage problems the library reports with builtins (a malformed URL, a missing
         # file): one line, like everything else.
-        hint = (
-            "pass --insecure-http (only for a test server on loopback)"
-            if "plain http" in str(exc)
-            else "run with --debug for details"
-        )
-        out.error(exc, hint=hint)
+        if isinstance(exc, ValueError) and "plain http" in str(exc):
+            # The client's message names its Python argument; here the option is the fix.
+            text = str(exc).split(" (pass ", 1)[0]
+            out.error(
+                exc, message=text, hint="pass --insecure-http (only for a test server on loopback)"
+            )
+            return EXIT_USAGE
+        out.error(exc, hint="run with --debug for details")
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
     out.error(exc, hint="this is a bug in kanidm-sync; run with --debug and report it")
     return EXIT_FAILED

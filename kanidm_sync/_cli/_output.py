@@ -68,19 +68,21 @@ def split_hint(message: str) -> tuple[str, str]:
     return message[:at], message[at + len(_HINT_MARK) : -1]
 
 
-def error_json(exc: BaseException, hint: str = "") -> JSONObject:
+def error_json(exc: BaseException, hint: str = "", message: str | None = None) -> JSONObject:
     """An exception as a JSON object for ``--json`` output.
 
     Args:
         exc: the exception (its message carries no secret: the library's rule).
         hint: a hint to report besides the one in the message.
+        message: the message to report instead of the exception's own (the command
+            line's wording of a library message).
 
     Returns:
         ``{"type", "message", "hint"}`` plus status, variant and operation id for
         Kanidm's errors.
     """
-    message, own_hint = split_hint(str(exc))
-    out: JSONObject = {"type": type(exc).__name__, "message": message, "hint": hint or own_hint}
+    text, own_hint = split_hint(str(exc) if message is None else message)
+    out: JSONObject = {"type": type(exc).__name__, "message": text, "hint": hint or own_hint}
     if isinstance(exc, APIStatusError):
         out["status"] = exc.status_code
         out["variant"] = exc.variant
@@ -159,7 +161,7 @@ class Output:
         print(f"kanidm-sync: warning: {text}", file=self._err)
         self._err.flush()
 
-    def error(self, exc: BaseException, *, hint: str = "") -> None:
+    def error(self, exc: BaseException, *, hint: str = "", message: str | None = None) -> None:
         """Report a failure: one line, then the hint on a second line when there is one.
 
         With ``--json`` the error also goes to stdout as ``{"ok": false, "error": ...}``,
@@ -168,8 +170,11 @@ class Output:
         Args:
             exc: the failure.
             hint: what to do about it, when the message does not say.
+            message: the message to print instead of the exception's own (the library
+                names Python arguments; the command line names its options).
         """
-        message, own_hint = split_hint(str(exc).strip() or type(exc).__name__)
+        raw = str(exc) if message is None else message
+        message, own_hint = split_hint(raw.strip() or type(exc).__name__)
         message = " ".join(message.split())  # one line, whatever the message held
         hint = hint or own_hint
         kind = type(exc).__name__ if isinstance(exc, KanidmSyncError) else ""
@@ -179,7 +184,7 @@ class Output:
             print(f"  hint: {hint}", file=self._err)
         self._err.flush()
         if self.json_mode:
-            self.result("", {"ok": False, "error": error_json(exc, hint), **self.context})
+            self.result("", {"ok": False, "error": error_json(exc, hint, raw), **self.context})
 
     def progress(self, event: Progress) -> None:
         """A progress callback for the runner: one line on stderr per step.

@@ -20,7 +20,7 @@ from types import FrameType
 
 from .._auth import load_client_config
 from .._client import Client
-from .._exceptions import DataError, KanidmSyncError
+from .._exceptions import AuthenticationError, DataError, KanidmSyncError
 from .._guards import GuardError
 from .._proto._state import ActiveState, SyncState
 from .._report import RunReport
@@ -103,27 +103,95 @@ def report_text(report: RunReport) -> str:
         A few lines.
     """
     counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n and a != "sent")
+    if report.outcome == "nothing-to-do":
+        sent = "; nothing to send"
+    elif report.requests_total:
+        sent = f"; {report.requests_sent} of {report.requests_total} requests sent"
+    else:
+        sent = ""
     lines = [
-        f"run {report.outcome}: {counts or 'no entries'}"
-        + (f"; {report.requests_sent} of {report.requests_total} requests sent"
-           if report.requests_total else ""),
+        f"run {report.outcome}: {counts or 'no entries'}{sent}",
         f"  Kanidm state: {_state_text(report.state_before)} -> {_state_text(report.state_after)}",
     ]  # fmt: skip
     lines.extend(f"  warning: {w}" for w in report.warnings)
     return "\n".join(lines)
 
 
-def _write_status(config: RunConfig, runner: Runner, schedule: Schedule | None) -> None:
+def _read_status(config: RunConfig) -> JSONObject | None:
+    """The status file's document, or ``None`` when there is none yet."""
+    try:
+        saved: object = json.loads(config.status_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise KanidmSyncError(f"{config.status_path}: unreadable status file ({exc})") from exc
+    if not isinstance(saved, dict) or saved.get("format") != STATUS_FORMAT:
+        raise KanidmSyncError(f"{config.status_path}: not a kanidm-sync status file")
+    return saved
+
+
+def _earlier(config: RunConfig) -> JSONObject:
+    """The status earlier processes recorded, which this process's runs add to."""
+    try:
+        saved = _read_status(config)
+    except KanidmSyncError:
+        return {}  # an unreadable file is replaced by this process's status
+    status = saved.get("status") if saved is not None else None
+    return status if isinstance(status, dict) else {}
+
+
+def _count(data: JSONObject, key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def merge_status(earlier: JSONObject, now: JSONObject) -> JSONObject:
+    """This process's status (``RunnerStatus.to_dict()``) on top of earlier processes'.
+
+    Each CLI process starts a new runner, whose counters start at zero; a health check
+    reading ``status`` needs the whole history: runs and failures add up, the consecutive
+    failures carry over until a success, and the last success and last error are the
+    latest known.
+
+    Args:
+        earlier: the ``status`` object the status file held when this process started.
+        now: this process's status.
+
+    Returns:
+        The merged status object.
+    """
+    if not earlier:
+        return now
+    if not _count(now, "runs"):
+        return {**earlier, "next_run_at": now.get("next_run_at")}
+    merged = dict(now)
+    merged["runs"] = _count(earlier, "runs") + _count(now, "runs")
+    merged["failures"] = _count(earlier, "failures") + _count(now, "failures")
+    if now.get("last_success_at") is None:
+        # No success in this process: the streak started in an earlier one.
+        merged["consecutive_failures"] = _count(earlier, "consecutive_failures") + _count(
+            now, "consecutive_failures"
+        )
+        merged["last_success_at"] = earlier.get("last_success_at")
+    if now.get("last_error_at") is None:
+        for key in ("last_error_at", "last_error", "last_error_detail"):
+            merged[key] = earlier.get(key)
+    return merged
+
+
+def _write_status(
+    config: RunConfig, runner: Runner, schedule: Schedule | None, earlier: JSONObject
+) -> None:
     status = runner.status
     data: JSONObject = {
         "format": STATUS_FORMAT,
         "version": 1,
         "config": str(config.path),
         "schedule_interval": schedule.interval if schedule is not None else None,
-        "status": status.to_json(),
+        "status": merge_status(earlier, status.to_dict()),
         "last_report": None
         if status.last_report is None
-        else {k: v for k, v in status.last_report.to_json_obj().items() if k != "changes"},
+        else {k: v for k, v in status.last_report.to_dict().items() if k != "changes"},
     }
     tmp = config.status_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -135,7 +203,7 @@ def _plan(args: argparse.Namespace, out: Output) -> int:
     with config.account.client() as client:
         runner = _runner(config, client, out)
         plan = runner.plan(allow_deletes=args.allow_deletes)
-    out.result(plan.to_text(show_unchanged=args.show_unchanged), plan.to_json_obj())
+    out.result(plan.to_text(show_unchanged=args.show_unchanged), plan.to_dict())
     return EXIT_OK
 
 
@@ -151,18 +219,19 @@ def _explain_failure(exc: Exception, runner: Runner, out: Output) -> None:
 
 
 def _run_once(args: argparse.Namespace, config: RunConfig, runner: Runner, out: Output) -> int:
+    earlier = _earlier(config)
     try:
         report = runner.run_once(allow_deletes=args.allow_deletes, dry_run=args.dry_run)
     except Exception as exc:
         _explain_failure(exc, runner, out)
         if not args.dry_run:
-            _write_status(config, runner, None)
+            _write_status(config, runner, None, earlier)
         if runner.last_report is not None:
-            out.context = {"report": runner.last_report.to_json_obj()}
+            out.context = {"report": runner.last_report.to_dict()}
         raise
     if not args.dry_run:
-        _write_status(config, runner, None)
-    out.result(report_text(report), {"ok": True, "report": report.to_json_obj()})
+        _write_status(config, runner, None, earlier)
+    out.result(report_text(report), {"ok": True, "report": report.to_dict()})
     return EXIT_OK
 
 
@@ -191,33 +260,41 @@ def _run(args: argparse.Namespace, out: Output) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    earlier = _earlier(config)
     with config.account.client() as client:
         runner = _runner(config, client, out)
         seen = 0
 
         def _sleep(seconds: float) -> None:
             nonlocal seen
-            _after_run(config, runner, schedule, out, seen)
+            _after_run(config, runner, schedule, out, seen, earlier)
             seen = runner.status.runs
             stop.wait(seconds)
 
         status = runner.run_forever(
             schedule, stop=stop.is_set, max_runs=args.max_runs, sleep=_sleep
         )
-        _after_run(config, runner, schedule, out, seen)
+        _after_run(config, runner, schedule, out, seen, earlier)
+        # Always rewrite at the end: the loop stopped, so no run is due any more.
+        _write_status(config, runner, schedule, earlier)
     out.note(f"stopped after {status.runs} runs ({status.failures} failed)")
-    out.result("", {"ok": status.healthy, "status": status.to_json()})
+    out.result("", {"ok": status.healthy, "status": status.to_dict()})
     return EXIT_OK if status.healthy else EXIT_FAILED
 
 
 def _after_run(
-    config: RunConfig, runner: Runner, schedule: Schedule, out: Output, seen: int
+    config: RunConfig,
+    runner: Runner,
+    schedule: Schedule,
+    out: Output,
+    seen: int,
+    earlier: JSONObject,
 ) -> None:
     """Print and record the run that just finished (once per run)."""
     status = runner.status
     if status.runs == seen or status.last_report is None:
         return
-    _write_status(config, runner, schedule)
+    _write_status(config, runner, schedule, earlier)
     report = status.last_report
     when = report.finished_at.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if report.ok:
@@ -231,15 +308,27 @@ def _after_run(
 
 def _status(args: argparse.Namespace, out: Output) -> int:
     config = _load(args)
-    try:
-        saved = json.loads(config.status_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        saved = None
-    except (OSError, ValueError) as exc:
-        raise KanidmSyncError(f"{config.status_path}: unreadable status file ({exc})") from exc
+    saved = _read_status(config)
     with config.account.client() as client:
-        state = client.get_state()
-    last = saved.get("status", {}) if isinstance(saved, dict) else {}
+        try:
+            state = client.get_state()
+        except AuthenticationError as exc:
+            # After a finalise or terminate the account is gone and its token with it;
+            # Kanidm cannot say more than 401.
+            raise AuthenticationError(
+                "the sync token was refused: the sync account may have been finalised or "
+                "terminated, or its token destroyed or replaced (check with `kanidm-sync "
+                "account list` as an administrator)",
+                status_code=exc.status_code,
+                variant=exc.variant,
+                detail=exc.detail,
+                operation_id=exc.operation_id,
+                body=exc.body,
+                method=exc.method,
+                url=exc.url,
+            ) from exc
+    raw_last = saved.get("status") if saved is not None else None
+    last: JSONObject = raw_last if isinstance(raw_last, dict) else {}
     healthy = bool(last.get("healthy")) if last else False
     data: JSONObject = {
         "kanidm_state": "active" if isinstance(state, ActiveState) else "refresh",

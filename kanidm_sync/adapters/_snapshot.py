@@ -159,6 +159,10 @@ class _Store:
     fingerprint: str
     committed: _Snapshot | None
     pending: _Pending | None
+    # Cookies of snapshots a full image replaced (a rules change, a reset store, a plan
+    # that fetched without applying): Kanidm still holding one of them is expected, not
+    # a stranger's cookie.
+    retired: tuple[bytes, ...] = ()
 
 
 class _CorruptStoreError(Exception):
@@ -231,7 +235,11 @@ def _decode_store(data: object) -> _Store:
         )
         if pending.base is not None and (committed is None or committed.cookie != pending.base):
             raise _CorruptStoreError("'pending.base' is not the committed snapshot")
-    return _Store(fingerprint=fingerprint, committed=committed, pending=pending)
+    raw_retired = data.get("retired", [])
+    if not isinstance(raw_retired, list):
+        raise _CorruptStoreError("'retired' is not a list")
+    retired = tuple(_unb64(r, "retired[]") for r in raw_retired)
+    return _Store(fingerprint=fingerprint, committed=committed, pending=pending, retired=retired)
 
 
 def _encode_store(store: _Store) -> str:
@@ -257,6 +265,7 @@ def _encode_store(store: _Store) -> str:
             "changed": pending.changed,
             "deleted": list(pending.deleted),
         },
+        "retired": [_b64(r) for r in store.retired],
     }
     return json.dumps(data, separators=(",", ":"))
 
@@ -301,8 +310,21 @@ def _entry_digest(entry: Entry) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+_MAX_RETIRED = 16
+
+
+def _cookies_of(store: _Store) -> tuple[bytes, ...]:
+    """Every cookie ``store`` knows, oldest first (what a full image retires)."""
+    own = [s.cookie for s in (store.committed, store.pending) if s is not None]
+    return tuple(dict.fromkeys([*store.retired, *own]))
+
+
 def _describe(entry: Entry) -> str:
-    return f"{entry.id}" + (f" ({entry.external_id!r})" if entry.external_id else "")
+    # The UUID is already in the message: tell the duplicates apart by what the
+    # source calls them.
+    if entry.external_id:
+        return f"external id {entry.external_id!r}"
+    return f"a {type(entry).__name__} with no external id"
 
 
 class SnapshotAdapter:
@@ -337,6 +359,9 @@ class SnapshotAdapter:
         # in the next snapshot reuses its digest, so a long-running process only encodes
         # what changed.
         self._cache: dict[str, tuple[Entry, str]] = {}
+        # Every cookie the store file last read had recorded, even one written under
+        # other rules: a full image keeps them as ``retired``.
+        self._known_cookies: tuple[bytes, ...] = ()
 
     @property
     def source(self) -> SnapshotSource:
@@ -377,16 +402,18 @@ class SnapshotAdapter:
                 be written.
         """
         current = self._read_source()
+        self._known_cookies = ()
         store = self._load()
         base = self._base_for(state, store)
         if base is None:
             return self._full_image(current, store)
         assert isinstance(state, ActiveState)  # _base_for returns None otherwise
         committed, promoted, uncertain = base
+        retired = store.retired if store is not None else ()
         entries, changed, deleted = self._diff(current, committed.digests, uncertain)
         if not changed and not deleted:
             if promoted or (store is not None and store.pending is not None):
-                self._write(_Store(self._fingerprint, committed, None))
+                self._write(_Store(self._fingerprint, committed, None, retired))
             _log.info("snapshot unchanged since %r", committed.cookie.decode("ascii", "replace"))
             return Delta(entries=(), deleted=(), cookie=state.cookie)
         generation = committed.generation + 1
@@ -398,14 +425,22 @@ class SnapshotAdapter:
             changed=changed,
             deleted=tuple(deleted),
         )
-        self._write(_Store(self._fingerprint, committed, pending))
+        self._write(_Store(self._fingerprint, committed, pending, retired))
         _log.info(
             "snapshot delta: %d added or changed, %d deleted, of %d entries",
             len(entries),
             len(deleted),
             len(current),
         )
-        return Delta(entries=entries, deleted=[uuid.UUID(hex=k) for k in deleted], cookie=cookie)
+        return Delta(
+            entries=entries,
+            deleted=[uuid.UUID(hex=k) for k in deleted],
+            # An emptied source says so with an empty present list, so the runner's
+            # empty-source guard sees it even without a record of its own (40 deletions
+            # alone pass the deletion guard's counts).
+            present=() if not current else None,
+            cookie=cookie,
+        )
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -453,6 +488,7 @@ class SnapshotAdapter:
             return None
         try:
             store = _decode_store(json.loads(text))
+            self._known_cookies = _cookies_of(store)
         except (ValueError, RecursionError, _CorruptStoreError) as exc:
             _log.warning(
                 "%s: the snapshot store is corrupt (%s); sending a full image", self._path, exc
@@ -499,6 +535,14 @@ class SnapshotAdapter:
                 return None
             _log.info("Kanidm holds part of the pending batch; resending all of it")
             return store.committed, False, frozenset(pending.changed) | frozenset(pending.deleted)
+        if cookie in store.retired:
+            # A full image replaced the snapshot Kanidm holds, and was never applied
+            # (a plan fetched it, or the run failed): expected, and harmless.
+            _log.info(
+                "%s: Kanidm holds an earlier snapshot of this store; sending a full image",
+                self._path,
+            )
+            return None
         _log.warning(
             "%s: Kanidm holds a cookie this store did not record; sending a full image",
             self._path,
@@ -516,7 +560,8 @@ class SnapshotAdapter:
         pending = _Pending(
             cookie=cookie, generation=generation, base=None, changed=digests, deleted=()
         )
-        self._write(_Store(self._fingerprint, None, pending))
+        retired = tuple(c for c in self._known_cookies if c != cookie)[-_MAX_RETIRED:]
+        self._write(_Store(self._fingerprint, None, pending, retired))
         _log.info("snapshot full image: %d entries", len(current))
         return FullImage(entries=[entry for entry, _ in current.values()], cookie=cookie)
 

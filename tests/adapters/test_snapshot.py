@@ -251,8 +251,9 @@ def test_reset_forces_full_image(store: pathlib.Path) -> None:
 def test_duplicate_id_is_a_source_error(store: pathlib.Path) -> None:
     """Two entries with one id: the error names both external ids."""
     twin = Group(id=person(1).id, external_id="cn=twin", name="twin")
-    with pytest.raises(SourceError, match=r"twice.*uid=u1.*cn=twin"):
+    with pytest.raises(SourceError, match=r"twice.*uid=u1.*cn=twin") as info:
         SnapshotAdapter(ListSource([person(1), twin]), store).fetch(REFRESH)
+    assert 1 == str(info.value).count(str(twin.id))  # the UUID once, then the external ids
 
 
 def test_backend_error_becomes_source_error(store: pathlib.Path) -> None:

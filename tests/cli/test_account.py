@@ -113,10 +113,10 @@ def test_generate_token_to_file_and_json(cli: Cli, server: Server, tmp_path: pat
 
 
 def test_generate_second_token_says_destroy_first(cli: Cli, server: Server) -> None:
-    """A second token is refused before asking Kanidm, with the command that unblocks it."""
+    """A second token fails (exit 1, not a usage error) before asking Kanidm, naming the fix."""
     server.fake.provision_sync_account("hr_feed")
     result = cli("account", "generate-token", "hr_feed", *server.admin())
-    assert 2 == result.code
+    assert 1 == result.code
     assert_one_error_line(result, "destroy-token hr_feed")
     assert "" == result.stdout
 

@@ -56,7 +56,7 @@ def test_incremental_run_and_status(cli: Cli, server: Server, tmp_path: pathlib.
     assert "Kanidm state: active" in status.stdout
     assert "last run: ok" in status.stdout
     data = json.loads(cli("status", "-c", str(config), "--json").stdout)
-    assert ("active", "ok", 1) == (
+    assert ("active", "ok", 2) == (  # both processes' runs
         data["kanidm_state"],
         data["status"]["state"],
         data["status"]["runs"],

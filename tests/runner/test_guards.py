@@ -39,11 +39,11 @@ def test_deletion_threshold_needs_both_count_and_fraction(
     deletions = synced - keep
     if refused:
         with pytest.raises(DeletionGuardError) as info:
-            check_guards(plan, Guards())
+            check_guards(plan, Guards(allow_shrink=True))
         assert deletions == info.value.deletions
         assert plan is info.value.plan
     else:
-        check_guards(plan, Guards())
+        check_guards(plan, Guards(allow_shrink=True))
 
 
 def test_allow_deletes_lets_a_mass_delete_through() -> None:

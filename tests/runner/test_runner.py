@@ -464,7 +464,7 @@ def test_run_forever_backs_off_and_exposes_status(
     assert 2 == status.failures
     assert status.last_error == "SourceError: the HR API is down"
     assert b"list-1" == fake.cookie("hr")
-    assert status.next_run_at is not None
+    assert status.next_run_at is None  # the loop ended: no run is due
     assert status.healthy
 
 

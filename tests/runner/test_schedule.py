@@ -43,4 +43,4 @@ def test_status_starts_as_never_run_and_unhealthy() -> None:
     status = RunnerStatus()
     assert "never-run" == status.state
     assert not status.healthy
-    assert "never-run" == status.to_json()["state"]
+    assert "never-run" == status.to_dict()["state"]
