@@ -193,9 +193,9 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 def decode_cookie_b64(text: str) -> bytes | None:
     """Decode a cookie as serde_with's ``Base64<UrlSafe, Unpadded>`` does on input.
 
-    Padded and unpadded URL-safe base64 are accepted; the standard alphabet (``+``/``/``),
-    wrong padding, impossible lengths and non-zero trailing bits are refused (the Rust
-    ``base64`` crate rejects non-canonical trailing bits).
+    Padded, partly padded and unpadded URL-safe base64 are accepted; the standard alphabet
+    (``+``/``/``), excess padding, impossible lengths and non-zero trailing bits are refused
+    (the Rust ``base64`` crate rejects non-canonical trailing bits).
 
     Args:
         text: the JSON string value.
@@ -207,7 +207,10 @@ def decode_cookie_b64(text: str) -> bytes | None:
     pad = len(text) - len(stripped)
     if _B64URL.fullmatch(stripped) is None or len(stripped) % 4 == 1:
         return None
-    if pad and (pad > 2 or (len(stripped) + pad) % 4 != 0):
+    # serde_with decodes with the base64 crate's DecodePaddingMode::Indifferent: canonical
+    # padding or any fewer `=` (so "AQ=" is accepted), never more [inferred; spec §3.2 only
+    # says "padded or unpadded"].
+    if pad > -len(stripped) % 4:
         return None
     try:
         data = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
@@ -257,6 +260,7 @@ def _is_byte(v: object) -> bool:
 
 
 _I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
 _U64_MAX: Final = 2**64 - 1
 
 
@@ -265,8 +269,9 @@ def _simple(value: object) -> Scalar | None:
     if isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        # serde_json keeps i64/u64 as integers; anything wider becomes a float.
-        if _I64_MIN <= value <= _U64_MAX:
+        # Spec §3.5: an integer fitting i64 is Integer; any other number is Decimal (a
+        # u64 above i64::MAX too: the untagged enum's i64 arm refuses it, the f64 arm takes it).
+        if _I64_MIN <= value <= _I64_MAX:
             return value
         return float(value)
     if isinstance(value, float):
@@ -415,6 +420,38 @@ def _no_constants(name: str) -> object:
     raise ValueError(f"invalid number {name}")
 
 
+def _finite_float(text: str) -> float:
+    # serde_json refuses a number beyond the f64 range ("number out of range", a syntax
+    # error: 400); Python's json would silently read it as infinity.
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError("number out of range")
+    return value
+
+
+def _int_or_float(text: str) -> int | float:
+    # serde_json reads an integer beyond u64 as an f64, which overflows for huge ones.
+    value = int(text)
+    if _I64_MIN <= value <= _U64_MAX:
+        return value
+    return _finite_float(text)
+
+
+_INF: Final = float("inf")
+# Only a body containing an escape of a surrogate can hold a lone one after parsing.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def parse_sync_request(body: bytes) -> SyncRequest:
     """Parse a ``POST /scim/v1/Sync`` body as kanidmd's extractor does (spec §4.0, §3.5).
 
@@ -431,9 +468,17 @@ def parse_sync_request(body: bytes) -> SyncRequest:
     """
     try:
         text = body.decode("utf-8")
-        data: object = json.loads(text, parse_constant=_no_constants)
+        data: object = json.loads(
+            text,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+            parse_int=_int_or_float,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameworkRejection(400, _SYNTAX_PREFIX + str(exc)) from None
+    # serde_json refuses an escaped lone surrogate (`"\ud800"`); Python's json keeps it.
+    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(data):
+        raise FrameworkRejection(400, _SYNTAX_PREFIX + "lone surrogate in hex escape")
     if not isinstance(data, dict):
         raise _shape("invalid type, expected struct ScimSyncRequest")
     for key in ("from_state", "to_state", "entries", "retain"):

@@ -164,6 +164,9 @@ def _bearer(request: httpx.Request) -> str | None:
         # silently ignored (kanidm: server/core/src/https/extractors/mod.rs, spec §2.1).
         if scheme.lower() == "bearer" and value.count(".") == 2:
             return value
+        # Spec §2.1: the `bearer` cookie is only looked at *without* an Authorization
+        # header; an unusable header leaves the request unauthenticated.
+        return None
     cookies = _cookies(request)
     return cookies.get("bearer")
 

@@ -640,7 +640,8 @@ class Store:
         ``{"sync_cookie": []}`` is the force-refresh of spec §5.
 
         Raises:
-            Rejection: 404 (not a live sync account); 400 ``invalidattributename`` (unknown
+            Rejection: 404 (not a live sync account); 400 ``emptyrequest`` (no attribute
+                at all, **[inferred]**); 400 ``invalidattributename`` (unknown
                 attribute with values), ``schemaviolation`` (unknown attribute without
                 values **[inferred]**, invalid name, two portals, missing name),
                 ``invalidattribute`` (a cookie value, a bad URL); 403 ``accessdenied``
@@ -649,6 +650,10 @@ class Store:
         """
         e0 = self._require_sync_account(account)
         norm = {k.lower(): list(v) for k, v in attrs_.items()}
+        if not norm:
+            # [inferred] kanidmd's modify refuses an empty modification list with
+            # EmptyRequest before anything else; `{"attrs":{}}` builds exactly that.
+            raise Rejection.of("emptyrequest")
         converted: dict[str, list[object]] = {}
         for attr, values in norm.items():
             adef = ATTRIBUTES.get(attr)

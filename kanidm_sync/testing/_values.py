@@ -350,10 +350,17 @@ def _totp_b64(text: str) -> bytes | None:
             continue
         try:
             if "-" in text or "_" in text:
-                return base64.urlsafe_b64decode(text)
-            return base64.b64decode(text, validate=True)
+                data = base64.urlsafe_b64decode(text)
+                canonical = base64.urlsafe_b64encode(data).decode()
+            else:
+                data = base64.b64decode(text, validate=True)
+                canonical = base64.b64encode(data).decode()
         except (binascii.Error, ValueError):
             continue
+        # [inferred] the Rust base64 crate refuses set unused bits in the last symbol
+        # ("AB==") by default, as for the cookie (spec §3.2); Python ignores them.
+        if canonical == text:
+            return data
     return None
 
 
