@@ -48,9 +48,17 @@ _BOOLEANS = {
 def _read_token_file(path: str | os.PathLike[str]) -> str:
     file = Path(path).expanduser()
     try:
-        token = file.read_text(encoding="utf-8").strip()
+        raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the sync token ({exc.strerror})") from exc
+    try:
+        token: str | None = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        token = None
+    if token is None:
+        # Raised outside the handler: the decode error's .object is the token's bytes, and
+        # would stay reachable as __context__.
+        raise ConfigError(f"{file}: the sync token file is not UTF-8 text")
     if not token:
         raise ConfigError(f"{file}: the sync token file is empty")
     return token

@@ -325,12 +325,20 @@ def load_cached_token(
     inst = instance if instance is not None else env.get("KANIDM_INSTANCE", "")
     name = name if name is not None else env.get("KANIDM_NAME")
     url = url if url is not None else env.get("KANIDM_URL")
+    problem = None
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: no kanidm token cache (run `kanidm login` first)") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{file}: cannot read the kanidm token cache ({exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        problem = _json_problem(exc)
+    if problem is not None:
+        # Raised outside the handler: a JSONDecodeError's .doc and a UnicodeDecodeError's
+        # .object hold the whole cache, every session token in it, and would stay
+        # reachable as __context__.
+        raise ConfigError(f"{file}: cannot read the kanidm token cache ({problem})")
     instances = data.get("instances") if isinstance(data, dict) else None
     section = instances.get(inst) if isinstance(instances, dict) else None
     tokens = section.get("tokens") if isinstance(section, dict) else None
@@ -350,6 +358,17 @@ def load_cached_token(
             f"cached: {sorted(tokens)}"
         )
     return live[chosen]
+
+
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    """What is wrong with a JSON file, in words that quote none of its content."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return "not JSON: nested too deeply"
+    return f"not JSON ({type(exc).__name__})"
 
 
 def _choose_spn(live: Mapping[str, str], name: str | None, url: str | None) -> str | None:
@@ -450,6 +469,8 @@ def load_client_config(
             text = file.read_text(encoding="utf-8")
         except OSError:
             continue  # a missing or unreadable file is skipped silently, as the CLI does
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file}: not UTF-8 text (at byte {exc.start})") from None
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -146,7 +146,8 @@ class _RecordStore:
             data: object = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
+            # RecursionError: json's scanner on a hostile, deeply nested file.
             _log.warning("%s: unreadable record (%s); diff base unknown", self.path, exc)
             return None
         try:

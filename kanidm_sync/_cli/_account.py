@@ -78,9 +78,17 @@ def add_admin_options(parser: argparse.ArgumentParser) -> None:
 
 def _read_secret_file(path: str, what: str) -> str:
     try:
-        value = pathlib.Path(path).expanduser().read_text(encoding="utf-8").strip()
+        raw = pathlib.Path(path).expanduser().read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    try:
+        value: str | None = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        value = None
+    if value is None:
+        # Raised outside the handler: the decode error's .object is the secret's bytes,
+        # and would stay reachable as __context__.
+        raise ConfigError(f"{path}: the {what} file is not UTF-8 text")
     if not value:
         raise ConfigError(f"{path}: the {what} file is empty")
     return value

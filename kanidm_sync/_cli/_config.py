@@ -10,6 +10,7 @@ a token in a message. Relative paths are relative to the configuration file's di
 
 from __future__ import annotations
 
+import math
 import pathlib
 import tomllib
 from collections.abc import Mapping
@@ -39,6 +40,21 @@ _GUARDS: Final = (
     "allow_shrink",
 )
 _SCHEDULE: Final = ("interval", "jitter", "backoff_factor", "backoff_max")
+# The TOML type each [guards] / [schedule] key needs; Guards' and Schedule's own validators
+# compare before they check types, and would answer a string with a bare TypeError.
+_KEY_TYPES: Final[dict[str, Literal["bool", "count", "number"]]] = {
+    "max_delete_count": "count",
+    "max_delete_fraction": "number",
+    "allow_empty_source": "bool",
+    "max_shrink_fraction": "number",
+    "allow_shrink": "bool",
+    "interval": "number",
+    "jitter": "number",
+    "backoff_factor": "number",
+    "backoff_max": "number",
+}
+_DELAYS: Final = frozenset({"interval", "backoff_max"})
+_MAX_DELAY: Final = 365 * 86400
 _STATE: Final = ("dir",)
 _SOURCE: Final[dict[str, tuple[str, ...]]] = {
     "ldif": ("type", "path"),
@@ -92,6 +108,20 @@ class RunConfig:
         """The last run's status and report, written by ``run``, read by ``status``."""
         return self.state_dir / "status.json"
 
+    def make_state_dir(self) -> None:
+        """Create the state directory if needed.
+
+        Raises:
+            ConfigError: it cannot be created, or a file stands in its place.
+        """
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.path}: [state] dir {self.state_dir} cannot be used as a directory "
+                f"({exc.strerror or type(exc).__name__})"
+            ) from exc
+
     def build_source(self) -> SourceAdapter:
         """The source adapter for this configuration.
 
@@ -111,13 +141,16 @@ class RunConfig:
             source = LdifSource(path)
         elif self.source_type == "csv":
             delimiter = _opt_str(opts, "delimiter", self.path) or ","
-            source = CsvSource(path, mapping, delimiter=delimiter)
+            try:
+                source = CsvSource(path, mapping, delimiter=delimiter)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.path}: [source] {exc}") from None
         else:
             lines = opts.get("lines")
             if lines is not None and not isinstance(lines, bool):
                 raise ConfigError(f"{self.path}: [source] lines must be true or false")
             source = JsonSource(path, mapping, lines=lines)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.make_state_dir()
         return SnapshotAdapter(source, self.snapshot_path, fingerprint=self.rules.fingerprint)
 
 
@@ -139,12 +172,15 @@ def _field_mapping(opts: Mapping[str, object], where: pathlib.Path) -> FieldMapp
     kind = _opt_str(opts, "default_kind", where)
     if kind not in (None, "person", "group"):
         raise ConfigError(f"{where}: [source] default_kind must be 'person' or 'group'")
-    return FieldMapping(
-        fields=dict(fields),
-        kind_field=_opt_str(opts, "kind_field", where) or "kind",
-        default_kind=kind,  # type: ignore[arg-type]  # checked just above
-        separator=_opt_str(opts, "separator", where) or "|",
-    )
+    try:
+        return FieldMapping(
+            fields=dict(fields),
+            kind_field=_opt_str(opts, "kind_field", where) or "kind",
+            default_kind=kind,  # type: ignore[arg-type]  # checked just above
+            separator=_opt_str(opts, "separator", where) or "|",
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [source] {exc}") from None
 
 
 def _ldap_source(config: RunConfig) -> SourceAdapter:
@@ -177,13 +213,46 @@ def _resolve(base: pathlib.Path, value: object, where: str) -> pathlib.Path:
     return path if path.is_absolute() else base / path
 
 
+def _utf8(raw: bytes) -> str | None:
+    # None instead of an exception: a UnicodeDecodeError's .object is the file's bytes (a
+    # token), and raising inside the handler would keep it as __context__.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _parse_toml(raw: bytes, where: str) -> dict[str, object]:
+    """The TOML document in ``raw``; the errors keep none of the file (it holds a token)."""
+    bad = 0
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text, bad = None, exc.start
+    if text is None:
+        line = raw[:bad].count(b"\n") + 1
+        raise ConfigError(f"{where}:{line}: not UTF-8 text (TOML must be UTF-8)")
+    problem = None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's messages give a position, never the text; since 3.14 the error also
+        # holds the whole document (.doc), so it is not chained.
+        problem = str(exc).splitlines()[0]
+    raise ConfigError(f"{where}: not valid TOML ({problem})")
+
+
 def _read_token(path: pathlib.Path, where: str) -> str:
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             f"{where}: cannot read the sync token file {path} ({exc.strerror})"
         ) from exc
+    token = _utf8(data)
+    if token is None:
+        raise ConfigError(f"{where}: the sync token file {path} is not UTF-8 text")
+    token = token.strip()
     if not token:
         raise ConfigError(f"{where}: the sync token file {path} is empty")
     return token
@@ -218,11 +287,10 @@ def load_run_config(
     file = pathlib.Path(path)
     where = str(file)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the configuration ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML ({exc})") from exc
+    data = _parse_toml(raw, where)
     base = file.resolve().parent
     default_state = base / f"{file.stem}.state"
     if "ldap_uri" in data or "ipa_uri" in data:
@@ -249,6 +317,8 @@ def load_run_config(
     if ca is None and "ca_path" in kanidm:
         ca = str(_resolve(base, kanidm["ca_path"], f"{where}: [kanidm] ca_path"))
     name = kanidm.get("account")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{where}: [kanidm] account must be a string (the account's name)")
     account = SyncAccount(
         url=the_url,
         token=token,
@@ -298,9 +368,27 @@ def _rules(data: Mapping[str, object], base: pathlib.Path, where: str) -> Rules:
     return Rules.from_mapping(table, source=f"{where} [rules]")
 
 
+def _check_types(table: Mapping[str, object], where: str) -> None:
+    for key, value in table.items():
+        kind = _KEY_TYPES[key]
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} {key} must be true or false, not {value!r}")
+        elif kind == "count" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{where} {key} must be a whole number, not {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} {key} must be a number, not {value!r}")
+        elif not math.isfinite(value):
+            raise ConfigError(f"{where} {key} must be a finite number, not {value!r}")
+        elif key in _DELAYS and value > _MAX_DELAY:
+            # Event.wait and the status file's "next run due" overflow long before inf.
+            raise ConfigError(f"{where} {key} must be at most {_MAX_DELAY} seconds (a year)")
+
+
 def _guards(data: Mapping[str, object], where: str) -> Guards:
     table = _table(data, "guards", where)
     _known(table, _GUARDS, f"{where} [guards]")
+    _check_types(table, f"{where}: [guards]")
     try:
         return Guards(**table)  # type: ignore[arg-type]  # attrs validators check the values
     except (TypeError, ValueError) as exc:
@@ -312,6 +400,9 @@ def _schedule(data: Mapping[str, object], where: str) -> Schedule | None:
     if not table:
         return None
     _known(table, _SCHEDULE, f"{where} [schedule]")
+    _check_types(table, f"{where}: [schedule]")
+    if "interval" not in table:
+        raise ConfigError(f"{where}: [schedule] interval is required (seconds between runs)")
     try:
         return Schedule(**table)  # type: ignore[arg-type]  # attrs validators check the values
     except (TypeError, ValueError) as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from .._exceptions import (
@@ -189,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:
         if args.debug:
-            raise
+            # The traceback, then the usual report: the exit status (docs/cli.md) and the
+            # --json document must not change because --debug was given.
+            traceback.print_exc(file=sys.stderr)
         return _report(exc, out)
 
 

@@ -21,6 +21,7 @@ from types import FrameType
 from .._auth import load_client_config
 from .._client import Client
 from .._exceptions import AuthenticationError, DataError, KanidmSyncError
+from .._files import write_atomic
 from .._guards import GuardError
 from .._proto._state import ActiveState, SyncState
 from .._report import RunReport
@@ -74,7 +75,7 @@ def _is_reference_file(path: str) -> bool:
 
 
 def _runner(config: RunConfig, client: Client, out: Output) -> Runner:
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.make_state_dir()
     return Runner(
         client,
         config.build_source(),
@@ -123,7 +124,8 @@ def _read_status(config: RunConfig) -> JSONObject | None:
         saved: object = json.loads(config.status_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # RecursionError: json's scanner on a hostile, deeply nested file.
         raise KanidmSyncError(f"{config.status_path}: unreadable status file ({exc})") from exc
     if not isinstance(saved, dict) or saved.get("format") != STATUS_FORMAT:
         raise KanidmSyncError(f"{config.status_path}: not a kanidm-sync status file")
@@ -193,9 +195,9 @@ def _write_status(
         if status.last_report is None
         else {k: v for k, v in status.last_report.to_dict().items() if k != "changes"},
     }
-    tmp = config.status_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, config.status_path)
+    # Like the runner's record: fsynced before the rename and 0600, since the last error
+    # names entries and their data.
+    write_atomic(config.status_path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _plan(args: argparse.Namespace, out: Output) -> int:

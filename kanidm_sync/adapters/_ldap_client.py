@@ -119,7 +119,15 @@ class LdapConnection(Closeable):
             if ca_file is not None:
                 conn.set_option(ldap.OPT_X_TLS_CACERTFILE, ca_file)
                 conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
-                conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
+                try:
+                    conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
+                except ValueError as exc:
+                    # libldap answers a missing or unreadable CA file with a bare
+                    # ValueError("option error") when the TLS context is built.
+                    raise SourceError(
+                        f"{uri}: cannot use the CA file {ca_file!r} (missing, unreadable or "
+                        "not PEM)"
+                    ) from exc
             elif not verify_ca:
                 conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_NEVER)
                 conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)

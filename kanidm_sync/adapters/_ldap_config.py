@@ -372,17 +372,28 @@ _OVERRIDE_KEYS: Final = ("exclude", "map_uuid", "map_name", "map_gidnumber")
 
 def _read(path: str | os.PathLike[str]) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
         raise ConfigError(f"cannot read {os.fspath(path)}: {exc}") from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # Raised outside the handler: the decode error's .object is the file, bind password
+    # and sync token included, and would stay reachable as __context__.
+    raise ConfigError(f"cannot read {os.fspath(path)}: not UTF-8 text")
 
 
 def _parse_toml(text: str, source: str) -> dict[str, object]:
+    problem = None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        problem = str(exc).splitlines()[0]
+    # Not chained: since Python 3.14 the TOML error holds the whole document (.doc), bind
+    # password included. Its message gives a position, never the text.
+    raise ConfigError(f"{source}: not valid TOML: {problem}")
 
 
 def _suggest(key: str, known: list[str]) -> str:

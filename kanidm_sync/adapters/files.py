@@ -128,6 +128,16 @@ _GROUP_FIELDS: Final = (*_COMMON_FIELDS, "description", "member")
 _ALL_FIELDS: Final = frozenset(_PERSON_FIELDS) | frozenset(_GROUP_FIELDS)
 _MULTI_FIELDS: Final = frozenset({"mail", "ssh_publickey", "member"})
 _SECRET_FIELDS: Final = frozenset({"password_import", "unix_password_import"})
+_SHOWN_MAX: Final = 80
+"""Longest value quoted in an error message; a hostile file may hold megabyte cells."""
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to a readable length for an error message."""
+    text = repr(value)
+    if len(text) <= _SHOWN_MAX:
+        return text
+    return f"{text[:_SHOWN_MAX]}... ({len(str(value))} characters)"
 
 
 def uuid_for(external_id: str, *, namespace: uuid.UUID = EXTERNAL_ID_NAMESPACE) -> uuid.UUID:
@@ -179,8 +189,11 @@ def _read_text(path: pathlib.Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SourceError(f"{path}:{line}: not valid UTF-8") from None
+        start = exc.start
+    # Raised outside the handler: the decode error's .object is the whole file (password
+    # hashes included) and would stay reachable as __context__ even with "from None".
+    line = data[:start].count(b"\n") + 1
+    raise SourceError(f"{path}:{line}: not valid UTF-8")
 
 
 # --- CSV and JSON ------------------------------------------------------------------------------
@@ -317,7 +330,7 @@ class _RecordReader:
                 return int(value.strip(), 10)
             except ValueError:
                 pass
-        shown = "value" if field in _SECRET_FIELDS else repr(value)
+        shown = "value" if field in _SECRET_FIELDS else _shown(value)
         raise self.error(field, f"{shown} is not an integer")
 
     def kind(self) -> Kind:
@@ -338,7 +351,8 @@ class _RecordReader:
             return "group"
         known = sorted(self.mapping.person_values | self.mapping.group_values)
         raise SourceError(
-            f"{self.where}: field {name!r}: {value!r} is not a kind (known: {', '.join(known)})"
+            f"{self.where}: field {name!r}: {_shown(value)} is not a kind "
+            f"(known: {', '.join(known)})"
         )
 
     def entry(self) -> Entry:
@@ -352,7 +366,7 @@ class _RecordReader:
             try:
                 entry_id = uuid.UUID(id_text.strip())
             except ValueError:
-                raise self.error("id", f"{id_text!r} is not a UUID") from None
+                raise self.error("id", f"{_shown(id_text)} is not a UUID") from None
         name = self.text("name", required=True)
         assert name is not None
         mail = [Mail(value=m) for m in _unique(self.texts("mail"))]
@@ -424,6 +438,12 @@ class CsvSource:
     ) -> None:
         self._path = pathlib.Path(path)
         self._mapping = mapping if mapping is not None else FieldMapping()
+        # The csv module would raise a bare TypeError at the first read; say it here.
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise ConfigError(
+                f"CsvSource({str(self._path)!r}): delimiter must be one character other than "
+                f"a quote or a line break, not {delimiter!r}"
+            )
         self._delimiter = delimiter
 
     def __repr__(self) -> str:
@@ -456,7 +476,7 @@ class CsvSource:
             seen: set[str] = set()
             for column in columns:
                 if column in seen:
-                    raise SourceError(f"{self._path}:1: column {column!r} appears twice")
+                    raise SourceError(f"{self._path}:1: column {_shown(column)} appears twice")
                 seen.add(column)
             for field, column in mapping.fields.items():
                 if column not in seen:
@@ -537,20 +557,17 @@ class JsonSource:
                 if not line.strip():
                     continue
                 where = f"{self._path}:{number}"
-                try:
-                    value = json.loads(line)
-                except ValueError as exc:
-                    raise SourceError(f"{where}: not JSON ({_json_reason(exc)})") from None
+                value, problem, _ = _json_loads(line)
+                if problem is not None:
+                    raise SourceError(f"{where}: not JSON ({problem})")
                 if not isinstance(value, dict):
                     raise SourceError(f"{where}: expected an object, not {_json_kind(value)}")
                 yield where, value
             return
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{self._path}:{exc.lineno}: not JSON ({exc.msg})") from None
-        except ValueError as exc:
-            raise SourceError(f"{self._path}: not JSON ({_json_reason(exc)})") from None
+        document, problem, line_number = _json_loads(text)
+        if problem is not None:
+            at = "" if line_number is None else f":{line_number}"
+            raise SourceError(f"{self._path}{at}: not JSON ({problem})")
         if not isinstance(document, list):
             raise SourceError(f"{self._path}: expected a JSON array of objects")
         for index, value in enumerate(document):
@@ -560,8 +577,24 @@ class JsonSource:
             yield where, value
 
 
-def _json_reason(exc: ValueError) -> str:
-    return exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+def _json_loads(text: str) -> tuple[object, str | None, int | None]:
+    """Parse JSON: ``(value, None, None)``, or ``(None, why, line or None)``.
+
+    The decode error is not kept, not even as ``__context__``: its ``.doc`` is the whole
+    text, secrets included; and its message is used only when it quotes nothing.
+    """
+    try:
+        return json.loads(text), None, None
+    except json.JSONDecodeError as exc:
+        return None, exc.msg, exc.lineno
+    except RecursionError:
+        # json's C scanner recurses once per nesting level.
+        return None, "nested too deeply", None
+    except ValueError as exc:
+        # The one other ValueError is int() refusing more than
+        # sys.get_int_max_str_digits() digits (CVE-2020-10735).
+        digits = "digits" in str(exc)
+        return None, "a number has too many digits" if digits else "ValueError", None
 
 
 # --- LDIF --------------------------------------------------------------------------------------
@@ -586,16 +619,26 @@ class LdifRecord:
 _CHANGE_TYPES_REFUSED: Final = frozenset({"modify", "delete", "modrdn", "moddn"})
 
 
+def _utf8(raw: bytes) -> str | None:
+    """``raw`` decoded, or ``None``: callers raise their own error outside any handler.
+
+    A UnicodeDecodeError's ``.object`` holds the bytes (a password hash, say); raising
+    inside the handler would keep it reachable as ``__context__`` even with ``from None``.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _logical_lines(data: bytes, where: str) -> Iterator[tuple[int, str]]:
     """Unfold lines; yield (first physical line number, text); '' separates records."""
     current: list[str] = []
     start = 0
     for number, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.removesuffix(b"\r")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SourceError(f"{where}:{number}: not valid UTF-8") from None
+        line = _utf8(raw.removesuffix(b"\r"))
+        if line is None:
+            raise SourceError(f"{where}:{number}: not valid UTF-8")
         if line.startswith(" ") and current:
             # RFC 2849: a line starting with one space continues the previous line.
             current.append(line[1:])
@@ -624,11 +667,11 @@ def _split_attr_value(line: str, number: int, where: str) -> tuple[str, bytes]:
             return name, base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise SourceError(
-                f"{where}:{number}: attribute {name!r}: the value is not valid base64"
+                f"{where}:{number}: attribute {_shown(name)}: the value is not valid base64"
             ) from None
     if rest.startswith("<"):
         raise SourceError(
-            f"{where}:{number}: attribute {name!r}: URL values (':<') are not supported; "
+            f"{where}:{number}: attribute {_shown(name)}: URL values (':<') are not supported; "
             "put the value in the file"
         )
     return name, rest.lstrip(" ").encode("utf-8")
@@ -679,7 +722,7 @@ def _parse_record(block: list[tuple[int, str]], where: str) -> LdifRecord:
     number, line = block[0]
     name, value = _split_attr_value(line, number, where)
     if name.lower() != "dn":
-        raise SourceError(f"{where}:{number}: a record must start with 'dn:', not {name!r}")
+        raise SourceError(f"{where}:{number}: a record must start with 'dn:', not {_shown(name)}")
     try:
         dn = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -690,7 +733,7 @@ def _parse_record(block: list[tuple[int, str]], where: str) -> LdifRecord:
         lowered = attr.lower()
         if lowered == "control":
             raise SourceError(
-                f"{where}:{line_number}: {dn!r}: 'control:' belongs to change records, "
+                f"{where}:{line_number}: {_shown(dn)}: 'control:' belongs to change records, "
                 "which are not a snapshot"
             )
         if lowered == "changetype":
@@ -699,10 +742,12 @@ def _parse_record(block: list[tuple[int, str]], where: str) -> LdifRecord:
                 continue
             if kind in _CHANGE_TYPES_REFUSED or index != 0:
                 raise SourceError(
-                    f"{where}:{line_number}: {dn!r}: change records (changetype: {kind}) "
+                    f"{where}:{line_number}: {_shown(dn)}: change records (changetype: {kind}) "
                     "are not a snapshot; export the full entries (ldapsearch -LLL, slapcat)"
                 )
-            raise SourceError(f"{where}:{line_number}: {dn!r}: unknown changetype {kind!r}")
+            raise SourceError(
+                f"{where}:{line_number}: {_shown(dn)}: unknown changetype {_shown(kind)}"
+            )
         attributes.setdefault(lowered, []).append(raw)
     return LdifRecord(dn=dn, attributes={k: tuple(v) for k, v in attributes.items()}, line=number)
 
@@ -805,7 +850,7 @@ class _LdifEntry:
 
     def __init__(self, record: LdifRecord, where: str) -> None:
         self.record = record
-        self.where = f"{where}:{record.line}: {record.dn!r}"
+        self.where = f"{where}:{record.line}: {_shown(record.dn)}"
 
     def error(self, attribute: str, message: str) -> SourceError:
         return SourceError(f"{self.where}: attribute {attribute!r}: {message}")
@@ -813,10 +858,10 @@ class _LdifEntry:
     def texts(self, attribute: str) -> list[str]:
         out: list[str] = []
         for raw in self.record.attributes.get(attribute, ()):
-            try:
-                out.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise self.error(attribute, "a value is not UTF-8 text") from None
+            text = _utf8(raw)
+            if text is None:
+                raise self.error(attribute, "a value is not UTF-8 text")
+            out.append(text)
         return out
 
     def single(self, attribute: str, *, required: bool = False) -> str | None:
@@ -843,7 +888,7 @@ class _LdifEntry:
         try:
             return int(value.strip(), 10)
         except ValueError:
-            raise self.error(attribute, f"{value!r} is not an integer") from None
+            raise self.error(attribute, f"{_shown(value)} is not an integer") from None
 
     def classes(self) -> set[str]:
         return {c.strip().lower() for c in self.texts("objectclass")}
@@ -857,7 +902,7 @@ class _LdifEntry:
             try:
                 return uuid.UUID(compact)
             except ValueError:
-                raise self.error(attribute, f"{value!r} is not a UUID") from None
+                raise self.error(attribute, f"{_shown(value)} is not a UUID") from None
         return uuid_for(external_id, namespace=mapping.id_namespace)
 
 
@@ -933,10 +978,9 @@ class LdifSource:
                     mapping.person_password, f"{len(values)} values where one is needed"
                 )
             if values:
-                try:
-                    password = values[0].decode("utf-8")
-                except UnicodeDecodeError:
-                    raise reader.error(mapping.person_password, "the value is not text") from None
+                password = _utf8(values[0])
+                if password is None:
+                    raise reader.error(mapping.person_password, "the value is not text")
         posix = None
         if gidnumber is not None or loginshell is not None:
             posix = PosixAccount(gidnumber=gidnumber, loginshell=loginshell)

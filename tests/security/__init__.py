@@ -1,0 +1,1 @@
+"""Adversarial tests: no secret leaks anywhere, and hostile input fails cleanly."""
