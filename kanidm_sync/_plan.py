@@ -48,7 +48,7 @@ from ._chunk import (
     split_changes,
 )
 from ._proto._changeset import ChangeSet
-from ._proto._codec import dumps, encode_entry, encode_sync_state
+from ._proto._codec import dumps, encode_cookie, encode_entry, encode_sync_state
 from ._proto._entries import (
     SECRET_ATTRIBUTES,
     Entry,
@@ -490,7 +490,10 @@ class Plan:
 def _state_text(state: SyncState) -> str:
     if isinstance(state, RefreshState):
         return "Refresh"
-    return f"Active({_short(encode_sync_state(state), 60)})"
+    text = encode_cookie(state.cookie)
+    # Cookies often share a long prefix (a source name, a version): keep the distinct end.
+    shown = text if len(text) <= 24 else text[:8] + "..." + text[-13:]
+    return f"Active (cookie {shown}, {len(state.cookie)} bytes)"
 
 
 def _retain_json(retain: RetentionMode) -> JSONValue:
