@@ -22,8 +22,8 @@ Entries deleted and re-created at the source (a new UUID reusing the external id
 mail or gidnumber of an entry the same run deletes) make the plan send the deletions
 first, in a request of their own (``Plan.delete_first``; docs/runner.md says why and how).
 
-Secrets never enter a plan: password and TOTP imports are replaced by a SHA-256 digest
-before diffing, so a plan shows that a secret changed, never the secret.
+Secrets never enter a plan: password and TOTP imports are replaced by a SHA-256 digest salted
+with the entry id before diffing, so a plan shows that a secret changed, never the secret.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ __all__ = [
     "resume_plan",
 ]
 
-_SECRET_MARK: Final = "sha256:"
+_SECRET_MARK: Final = "salted-sha256:"
 
 PLACEHOLDER_EXTERNAL_ID: Final = "kanidm-sync-pending:"
 """Prefix of the external id a refresh's delete-first request may give one entry for a
@@ -104,8 +104,11 @@ class Action(StrEnum):
     """The last known state is unknown: Kanidm creates it or replaces it, the plan cannot tell."""
 
 
-def _digest_secret(value: JSONValue) -> str:
-    return _SECRET_MARK + hashlib.sha256(dumps(value)).hexdigest()
+def _digest_secret(value: JSONValue, salt: bytes) -> str:
+    # Salted with the entry's id: two accounts with the same password hash get different
+    # digests, and no precomputed table applies. The digest only detects a change; the record
+    # file that holds it is written with mode 0600.
+    return _SECRET_MARK + hashlib.sha256(salt + dumps(value)).hexdigest()
 
 
 def project_entry(entry: Entry) -> JSONObject:
@@ -116,7 +119,8 @@ def project_entry(entry: Entry) -> JSONObject:
 
     Returns:
         The codec's JSON object, where each secret attribute (``password_import``,
-        ``unix_password_import``, ``totp_import``) is replaced by ``"sha256:<hex>"``.
+        ``unix_password_import``, ``totp_import``) is replaced by ``"salted-sha256:<hex>"``,
+        a SHA-256 of the value salted with the entry's id.
     """
     return _project(entry, encode_entry(entry))
 
@@ -140,7 +144,7 @@ def _project(entry: Entry, encoded: JSONObject) -> JSONObject:
         if key in out:
             out[key] = _as_plain_json(out[key])
     for name in SECRET_ATTRIBUTES.intersection(out):
-        out[name] = _digest_secret(out[name])
+        out[name] = _digest_secret(out[name], entry.id.bytes)
     return out
 
 
