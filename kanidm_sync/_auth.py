@@ -352,10 +352,15 @@ def load_cached_token(
     }
     chosen = _choose_spn(live, name, url)
     if chosen is None:
-        wanted = f"for {name!r}" if name else "(give a name: several sessions are cached)"
+        if name:
+            wanted = f"for {name!r}"
+        elif len(live) > 1:
+            wanted = "(give a name: several unexpired sessions are cached)"
+        else:
+            wanted = "(every cached session is expired or unreadable: run `kanidm login`)"
         raise ConfigError(
             f"{file}: no single unexpired session {wanted} in instance {inst!r}; "
-            f"cached: {sorted(tokens)}"
+            f"cached: {sorted(str(spn) for spn in tokens)}"
         )
     return live[chosen]
 

@@ -261,8 +261,12 @@ def test_token_cache_selection_rules(tmp_path: pathlib.Path) -> None:
         load_cached_token("alice", path=path, environ=env, now=now)  # ambiguous
     with pytest.raises(ConfigError):
         load_cached_token("old", path=path, environ=env, now=now)  # expired
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="several unexpired sessions"):
         load_cached_token(path=path, environ=env, now=now)  # several and no name
+    only_old = _cache(tmp_path, {"old@idm.example.com": old, "x@idm.example.com": 5})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="expired or unreadable") as info:
+        load_cached_token(path=only_old, environ=env, now=now)
+    assert old not in str(info.value)
     single = _cache(tmp_path, {"admin@idm.example.com": admin}, instance="dev")
     env = {"KANIDM_TOKEN_CACHE_PATH": str(single), "KANIDM_INSTANCE": "dev"}
     assert admin == load_cached_token(environ=env, now=now)
