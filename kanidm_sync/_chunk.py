@@ -62,6 +62,7 @@ __all__ = [
     "Split",
     "chain_requests",
     "encoded_size",
+    "external_references",
     "has_references",
     "is_keep_alive",
     "keep_alive",
@@ -200,6 +201,20 @@ def _references(entry: Entry) -> Iterable[str]:
                     ref = item.get("external_id")
                     if isinstance(ref, str):
                         yield ref
+
+
+def external_references(entry: Entry) -> Iterable[str]:
+    """The references of ``entry`` Kanidm resolves by external id, lower-cased.
+
+    Kanidm resolves them when the entry is applied and silently drops those that match
+    no live entry (spec §3.9.1): an entry referencing an external id that a new entry
+    takes later must be applied again to point at it.
+    """
+    for ref in _references(entry):
+        try:
+            uuid.UUID(ref)
+        except ValueError:
+            yield ref.lower()
 
 
 def has_references(entry: Entry) -> bool:
@@ -446,6 +461,12 @@ def _split(
         cost = sum(sizes[j] + 1 for j in group)
         if cost > budget:
             group, cost = [i], sizes[i] + 1
+        if group[-1] != i:
+            # A unit is placed where its last member comes in reference order, so that
+            # what every member references is already placed: placed at its first member,
+            # a group referencing a later entry would be moved to the final request below
+            # (as in a reference cycle), splitting the swap it belongs to.
+            continue
         if chunks[-1] and used + cost > budget:
             chunks.append([])
             used = 0

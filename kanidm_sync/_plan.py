@@ -42,6 +42,7 @@ from ._chunk import (
     ChunkCookie,
     Split,
     chain_requests,
+    external_references,
     has_references,
     is_keep_alive,
     keep_alive,
@@ -646,6 +647,8 @@ def build_plan(
                 patch=patch,
             )
         )
+    if base is not None:
+        _resend_referrers(entries, changes, to_send, sizes)
     for gone in deleted_ids:
         old = base.get(gone) if base is not None else None
         changes.append(
@@ -741,6 +744,32 @@ def build_plan(
         delete_first=first is not None,
         deleting=doomed,
     )
+
+
+def _resend_referrers(
+    entries: Sequence[Entry],
+    changes: Sequence[EntryChange],
+    to_send: list[Entry],
+    sizes: list[int],
+) -> None:
+    """Send again the unchanged entries that reference a new entry by its external id.
+
+    Kanidm resolves an external id when the referencing entry is applied, and drops one
+    that matches no live entry (spec §3.9.1). So when an entry is created under an
+    external id (deleted and re-created at the source under a new UUID, or named by a
+    group before it existed), an unchanged group naming it would keep pointing at the
+    old entry (which referential integrity then removes) or at nothing.
+    """
+    created = {
+        c.external_id.lower() for c in changes if c.action is Action.CREATE and c.external_id
+    }
+    if not created:
+        return
+    unchanged = {c.id for c in changes if c.action is Action.UNCHANGED}
+    for entry in entries:
+        if entry.id in unchanged and any(r in created for r in external_references(entry)):
+            to_send.append(entry)
+            sizes.append(len(dumps(encode_entry(entry))))
 
 
 def _reusers(

@@ -239,7 +239,13 @@ class _Planned:
 
 
 class _Retry(Exception):
-    """Internal: the first request hit a 409 that deleting first may resolve."""
+    """Internal: a request hit a 409 that deleting first may resolve."""
+
+    def __init__(self, state: SyncState, sent: int, size: int) -> None:
+        super().__init__("retry with the deletions first")
+        self.state = state  # what Kanidm holds: the failed request's from_state
+        self.sent = sent
+        self.size = size
 
 
 def _now() -> _dt.datetime:
@@ -420,13 +426,15 @@ class _RunnerCore:
         else:
             try:
                 sent, size = yield from self._send(planned, plan, retry=self._can_retry(planned))
-            except _Retry:
+            except _Retry as retry:
                 # Over an unknown base the plan cannot see an entry re-created at the
                 # source (its old self's values are unknown). Kanidm rolled the request
-                # back, so nothing changed: send the deletions first, then the entries.
+                # back: send the deletions first, then the entries, from what Kanidm holds
+                # now (a chunk cookie when earlier requests of a split committed; every
+                # apply replaces whole entries, so re-sending them is harmless).
                 assert planned.batch is not None  # _can_retry checked it
                 plan = build_plan(
-                    state=plan.from_state,
+                    state=retry.state,
                     batch=planned.batch,
                     known=planned.known,
                     max_request_bytes=self._max_bytes,
@@ -437,6 +445,7 @@ class _RunnerCore:
                     "the source?); sending the deletions first and retrying"
                 )
                 sent, size = yield from self._send(planned, plan, retry=False)
+                sent, size = sent + retry.sent, size + retry.size
         if not (plan.is_noop and plan.base_known):
             # (A no-op over a known base leaves the record exactly right: no rewrite.)
             known_base = planned.known if plan.base_known else None
@@ -476,8 +485,8 @@ class _RunnerCore:
             try:
                 yield _Apply(request)
             except (DataError, PermissionDeniedError) as exc:
-                if retry and sent == 0 and isinstance(exc, UniquenessError):
-                    raise _Retry from exc
+                if retry and isinstance(exc, UniquenessError):
+                    raise _Retry(request.from_state, sent, size) from exc
                 known = planned.known
                 base_state = request.from_state
                 matching = known if known is not None and known.matches(base_state) else None

@@ -42,7 +42,10 @@ themselves, and never a secret in clear):
    since Kanidm may hold either version of them. A partly applied full image is
    answered with a full image.
 5. Diff the new snapshot against committed: a :class:`~kanidm_sync.adapters.Delta`
-   with the added and changed entries (full content) and the deleted ids. Record it as
+   with the added and changed entries (full content) and the deleted ids, plus every
+   unchanged entry naming a new entry's external id (Kanidm resolves external ids when
+   the naming entry is applied, so a group naming an entry re-created under a new UUID
+   must be sent again). Record it as
    pending (atomic write: temporary file, fsync, ``os.replace``) *before* returning it.
 
 A crash at any point converges: before the store write nothing changed; after it, Kanidm
@@ -77,6 +80,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
+from .._chunk import external_references
 from .._exceptions import KanidmSyncError, SourceError
 from .._files import write_atomic
 from .._proto._codec import encode_entry
@@ -577,6 +581,19 @@ class SnapshotAdapter:
             if committed.get(key) != digest or key in uncertain:
                 entries.append(entry)
                 changed[key] = digest
+        # Kanidm resolves a member's external id when the group is applied (spec §3.9.1):
+        # a group naming an entry that is new here (re-created under a new UUID, or named
+        # before it existed) points at its old self or at nothing until it is sent again.
+        created = {
+            entry.external_id.lower()
+            for key, (entry, _) in current.items()
+            if key in changed and key not in committed and entry.external_id
+        }
+        if created:
+            for key, (entry, digest) in current.items():
+                if key not in changed and any(r in created for r in external_references(entry)):
+                    entries.append(entry)
+                    changed[key] = digest
         deleted = [key for key in committed if key not in current]
         deleted += [key for key in uncertain if key not in current and key not in committed]
         return entries, changed, deleted

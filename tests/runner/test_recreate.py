@@ -12,6 +12,7 @@ import pathlib
 import uuid
 from typing import Any
 
+import attrs
 import pytest
 
 from kanidm_sync import (
@@ -21,6 +22,7 @@ from kanidm_sync import (
     ChangeSet,
     Client,
     DeleteOnly,
+    Group,
     Guards,
     Mail,
     Person,
@@ -388,3 +390,75 @@ def test_crash_after_the_refresh_cleanup_request_resumes(
     assert 1 == report.requests_sent
     assert BOB_B == live_bob_uuid(fake)
     assert "Bob" == fake.store.entry("bob").first("displayname")  # type: ignore[union-attr]
+
+
+# --- regressions found by the stateful convergence test (test_convergence.py) ---------------
+
+
+def test_reseeded_member_stays_in_its_unchanged_group(
+    fake: FakeKanidm,
+    account: ProvisionedSyncAccount,
+    client: Client,
+    tmp_path: pathlib.Path,
+) -> None:
+    """Bob, re-created under a new UUID, stays a member of the group naming him by external id."""
+    staff = Group(
+        id=uuid.UUID("5a5a5a5a-0000-4000-8000-000000000001"),
+        external_id="cn=staff,ou=groups",
+        name="staff",
+        member=["uid=bob,ou=people,dc=example,dc=org"],
+    )
+    snap = snapshot_of([bob(BOB_A)])
+    snap.entries.append(staff)
+    runner = Runner(
+        client,
+        SnapshotAdapter(snap, tmp_path / "snapshot.json"),
+        state_path=tmp_path / "applied.json",
+    )
+    runner.run_once()
+    assert (str(BOB_A),) == fake.store.entry("staff").get("member")  # type: ignore[union-attr]
+    snap.entries = [bob(BOB_B), staff]  # the group's content is unchanged at the source
+    runner.run_once()
+    assert (str(BOB_B),) == fake.store.entry("staff").get("member")  # type: ignore[union-attr]
+
+
+def test_reseeded_member_stays_in_its_group_over_a_full_image_and_a_known_base(
+    fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, state_path: pathlib.Path
+) -> None:
+    """A full image over the record re-sends the unchanged group naming the re-created bob."""
+    staff = Group(
+        id=uuid.UUID("5a5a5a5a-0000-4000-8000-000000000001"),
+        external_id="cn=staff,ou=groups",
+        name="staff",
+        member=["uid=bob,ou=people,dc=example,dc=org"],
+    )
+    source = ListSource([staff, bob(BOB_A)])
+    runner = Runner(client, source, state_path=state_path)
+    runner.run_once()
+    source.entries = [staff, bob(BOB_B)]
+    report = runner.run_once()
+    assert 1 == report.counts["unchanged"]  # the group did not change; it is sent again
+    assert (str(BOB_B),) == fake.store.entry("staff").get("member")  # type: ignore[union-attr]
+
+
+def test_unknown_base_recreated_entry_in_a_later_chunk_is_retried_delete_first(
+    fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, state_path: pathlib.Path
+) -> None:
+    """Without a record, a 409 in request 2 of a split is retried deletions-first too."""
+    padded = "x" * 600
+    groups = [
+        Group(
+            id=uuid.uuid5(BOB_A, str(i)), external_id=f"cn=g{i}", name=f"g{i}", description=padded
+        )
+        for i in range(3)
+    ]
+    carol = attrs.evolve(person(1), legalname=padded)
+    source = ListSource([*groups, carol, attrs.evolve(bob(BOB_A), legalname=padded)])
+    Runner(client, source).run_once()  # no record: the next run's base is unknown
+    source.entries = [*groups, carol, attrs.evolve(bob(BOB_B), legalname=padded)]
+    report = Runner(client, source, state_path=state_path, max_request_bytes=4096).run_once()
+    assert "applied" == report.outcome
+    assert BOB_B == live_bob_uuid(fake)
+    assert "recycled" == state_of(fake, BOB_A)
+    statuses = [r.status for r in fake.history if r.method == "POST"]
+    assert [200, 409] == statuses[1:3]  # request 2 of the first split was refused

@@ -18,6 +18,7 @@ from kanidm_sync import (
     Client,
     DeletionGuardError,
     Entry,
+    Group,
     Guards,
     Person,
     Progress,
@@ -34,7 +35,16 @@ from kanidm_sync.adapters import Delta
 from kanidm_sync.adapters._snapshot import SnapshotAdapter
 from kanidm_sync.testing import FakeKanidm, ProvisionedSyncAccount
 
-from .conftest import DeltaSource, ListSource, group, owned_names, person, pid, sync_posts
+from .conftest import (
+    DeltaSource,
+    ListSource,
+    gid,
+    group,
+    owned_names,
+    person,
+    pid,
+    sync_posts,
+)
 
 
 class Crash(Exception):
@@ -568,3 +578,24 @@ def test_swap_of_names_across_chunks_is_applied_in_one_request(
     assert report.requests_total > 2
     assert pid(0) == fake.store.entry("user39").uuid  # type: ignore[union-attr]
     assert pid(39) == fake.store.entry("user0").uuid  # type: ignore[union-attr]
+
+
+def test_group_handing_its_name_to_a_new_person_while_naming_a_new_member(
+    fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, state_path: pathlib.Path
+) -> None:
+    """A swap unit waits for what its group references, so the split never separates it."""
+    padded = "x" * 1300
+    staff = Group(id=gid(9), external_id="cn=g9", name="frank", description=padded)
+    source = ListSource([staff])
+    Runner(client, source, state_path=state_path, max_request_bytes=4096).run_once()
+    # The group is renamed and gives "frank" to a new person; it also names a new member,
+    # which the split must send first (three entries do not fit in one request).
+    source.entries = [
+        attrs.evolve(staff, name="heidi", member=["uid=user2,ou=people,dc=example,dc=org"]),
+        attrs.evolve(person(1, name="frank"), legalname=padded),
+        attrs.evolve(person(2), legalname=padded),
+    ]
+    report = Runner(client, source, state_path=state_path, max_request_bytes=4096).run_once()
+    assert 2 == report.requests_sent
+    assert pid(1) == fake.store.entry("frank").uuid  # type: ignore[union-attr]
+    assert (str(pid(2)),) == fake.store.entry("heidi").get("member")  # type: ignore[union-attr]
