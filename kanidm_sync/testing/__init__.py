@@ -12,16 +12,24 @@ from __future__ import annotations
 
 from ._auth import totp_code
 from ._http import serve
+from ._kanidmd import Kanidmd, KanidmdError
 from ._server import FakeKanidm, ProvisionedSyncAccount, RecordedRequest
 from ._store import Rejection, Store, StoredEntry
+from ._target import FakeTarget, KanidmdTarget, KanidmTarget, TargetEntry
 
 __all__ = [
     "FakeKanidm",
+    "FakeTarget",
+    "KanidmTarget",
+    "Kanidmd",
+    "KanidmdError",
+    "KanidmdTarget",
     "ProvisionedSyncAccount",
     "RecordedRequest",
     "Rejection",
     "Store",
     "StoredEntry",
+    "TargetEntry",
     "serve",
     "totp_code",
 ]

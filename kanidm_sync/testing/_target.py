@@ -1,0 +1,513 @@
+"""One interface over the Kanidm a test talks to: the in-memory double or a real kanidmd.
+
+A test written against :class:`KanidmTarget` runs unchanged against :class:`FakeTarget`
+(a fresh :class:`~kanidm_sync.testing.FakeKanidm`) and :class:`KanidmdTarget` (a real
+kanidmd: a throwaway one started by :class:`~kanidm_sync.testing.Kanidmd`, or an existing
+test server). Everything a target does goes over HTTP through the public endpoints, except
+where a real server has no endpoint for it (:attr:`KanidmTarget.is_real` tells a test so).
+
+A real server is shared by every test of a session, so a :class:`KanidmdTarget` remembers
+which entries existed when it was made and :meth:`KanidmTarget.close` removes what the test
+left behind: sync accounts it created are terminated, every person, group and service
+account that appeared since is deleted (finalised entries included). Recycled entries
+cannot be purged on demand (kanidmd purges its recycle bin after about a week), so a test
+that needs fixed UUIDs on a real server should take them from :meth:`KanidmTarget.fresh_uuid`
+or remap them (:meth:`KanidmTarget.remap`).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import ssl
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Self
+
+import attrs
+import httpx
+
+from .._auth import KanidmAuth
+from .._client import Client
+from ._server import ProvisionedSyncAccount
+
+if TYPE_CHECKING:
+    from ._server import FakeKanidm
+    from ._store import StoredEntry
+
+__all__ = ["FakeTarget", "KanidmTarget", "KanidmdTarget", "TargetEntry"]
+
+Admin = Literal["admin", "idm_admin"]
+
+# Attributes whose v1 JSON values are numbers (the double stores them as int).
+_INT_ATTRS = frozenset({"gidnumber", "uidnumber"})
+# Attributes holding references: kanidmd renders them as SPNs (or UUIDs for entries
+# without one); targets return UUID strings, as the double stores them.
+_REF_ATTRS = frozenset(
+    {
+        "member",
+        "memberof",
+        "directmemberof",
+        "dynmember",
+        "sync_parent_uuid",
+        "entry_managed_by",
+        "oauth2_rs_scope_map",
+    }
+)
+# Volatile attributes a read can change (sessions, replication metadata): left out of
+# fingerprints so that logging in does not look like a write.
+_VOLATILE = frozenset(
+    {
+        "last_modified_cid",
+        "user_auth_token_session",
+        "oauth2_session",
+        "account_soft_lock",
+        "session_id",
+    }
+)
+
+
+@attrs.frozen(repr=False)
+class TargetEntry:
+    """What a target holds for one entry: UUID, classes, attributes and state.
+
+    Attributes:
+        uuid: the entry's UUID.
+        classes: its classes.
+        attrs: attribute name to values; references as UUID strings, ``gidnumber`` as
+            ``int``, everything else as kanidmd's v1 JSON renders it.
+        state: ``live`` or ``recycled``.
+    """
+
+    uuid: uuid.UUID
+    classes: frozenset[str]
+    attrs: Mapping[str, tuple[object, ...]]
+    state: str
+
+    def __repr__(self) -> str:
+        return f"TargetEntry(uuid={self.uuid}, name={self.name!r}, state={self.state!r})"
+
+    def get(self, attr: str) -> tuple[object, ...]:
+        """All values of ``attr`` (empty when absent)."""
+        return self.attrs.get(attr, ())
+
+    def first(self, attr: str) -> object | None:
+        """The first value of ``attr``, or ``None``."""
+        values = self.attrs.get(attr, ())
+        return values[0] if values else None
+
+    @property
+    def name(self) -> str | None:
+        """The entry's ``name``, if any."""
+        value = self.first("name")
+        return value if isinstance(value, str) else None
+
+
+def _from_stored(stored: StoredEntry) -> TargetEntry:
+    return TargetEntry(stored.uuid, stored.classes, dict(stored.attrs), stored.state)
+
+
+class KanidmTarget(abc.ABC):
+    """A Kanidm a test drives over HTTP: the double or a real kanidmd.
+
+    Attributes:
+        url: the server's origin.
+        is_real: ``True`` for a real kanidmd.
+        domain: the server's domain (the part after ``@`` in SPNs).
+    """
+
+    url: str
+    is_real: bool
+    domain: str
+
+    def __init__(self) -> None:
+        self._accounts: list[str] = []
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def http(self, token: str | None = None, *, admin: Admin | None = None) -> httpx.Client:
+        """A plain ``httpx.Client`` on the server (``base_url`` set, TLS trusted).
+
+        Args:
+            token: a bearer token to send on every request.
+            admin: or log in as this built-in administrator (read-write session).
+        """
+
+    @abc.abstractmethod
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments that point a :class:`~kanidm_sync.Client` at this server.
+
+        ``Client(target.url, token=..., **target.client_options())``.
+        """
+
+    @abc.abstractmethod
+    def password(self, account: Admin) -> str:
+        """The password of ``admin`` or ``idm_admin``."""
+
+    def admin_auth(self, account: Admin = "admin") -> KanidmAuth:
+        """A password login of ``account`` (``admin`` manages sync accounts)."""
+        return KanidmAuth.password(account, self.password(account))
+
+    def admin_client(self, account: Admin = "admin") -> Client:
+        """A public :class:`~kanidm_sync.Client` logged in as ``account`` with its password."""
+        return Client(self.url, auth=self.admin_auth(account), **self.client_options())  # type: ignore[arg-type]
+
+    def provision_sync_account(
+        self, name: str = "test_sync", *, label: str = "test", description: str | None = None
+    ) -> ProvisionedSyncAccount:
+        """Create a sync account and issue its token through the admin API (A3, A4)."""
+        with self.admin_client() as admin:
+            admin.create_sync_account(name, description=description)
+            self._accounts.append(name)
+            token = admin.generate_sync_token(name, label=label)
+            info = admin.get_sync_account(name)
+        assert info is not None
+        return ProvisionedSyncAccount(name=name, uuid=info.uuid, token=token, url=self.url)
+
+    def track_sync_account(self, name: str) -> None:
+        """Have :meth:`close` terminate a sync account the test created by other means."""
+        self._accounts.append(name)
+
+    # --- reading and seeding -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def entry(self, key: uuid.UUID | str) -> TargetEntry | None:
+        """One entry by UUID (live or recycled), or by name (live only); ``None`` if none."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A digest of every live entry: equal fingerprints mean nothing was written."""
+
+    @abc.abstractmethod
+    def add_person(
+        self, name: str, *, displayname: str | None = None, mail: Sequence[str] = ()
+    ) -> uuid.UUID:
+        """Create a native (not synced) person; return its UUID."""
+
+    @abc.abstractmethod
+    def add_group(self, name: str, *, members: Sequence[uuid.UUID] = ()) -> uuid.UUID:
+        """Create a native (not synced) group; return its UUID."""
+
+    @abc.abstractmethod
+    def recycle(self, uid: uuid.UUID) -> None:
+        """Delete a live native entry (it goes to the recycle bin)."""
+
+    @abc.abstractmethod
+    def set_attribute(self, uid: uuid.UUID, attr: str, values: Sequence[str]) -> None:
+        """Set an attribute of a live person or group as an administrator would."""
+
+    def fresh_uuid(self, uid: uuid.UUID) -> uuid.UUID:
+        """``uid`` on the double; a new UUID standing for it on a real server.
+
+        A real server keeps recycled UUIDs for days and refuses to create them again, so
+        fixed UUIDs from golden payloads are replaced there, consistently within a test.
+        """
+        return uid
+
+    def remap(self, body: bytes) -> bytes:
+        """``body`` with every UUID given to :meth:`fresh_uuid` replaced (see there)."""
+        return body
+
+    # --- cleanup -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Undo what the test created (a no-op for the double, which is thrown away)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FakeTarget(KanidmTarget):
+    """The in-memory double as a target: a fresh :class:`~kanidm_sync.testing.FakeKanidm`.
+
+    Args:
+        fake: the double (a new one when omitted).
+
+    Attributes:
+        fake: the double, for what only the double can do (fault injection, clocks).
+    """
+
+    is_real = False
+
+    def __init__(self, fake: FakeKanidm | None = None) -> None:
+        super().__init__()
+        from ._server import FakeKanidm
+
+        self.fake = fake if fake is not None else FakeKanidm()
+        self._passwords: dict[str, str] = {}
+        self.url = self.fake.url
+        self.domain = self.fake.domain
+
+    def __repr__(self) -> str:
+        return "FakeTarget()"
+
+    def http(self, token: str | None = None, *, admin: Admin | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+        auth = self.admin_auth(admin) if admin is not None else None
+        return httpx.Client(
+            transport=self.fake.transport, base_url=self.url, headers=headers, auth=auth
+        )
+
+    def client_options(self) -> dict[str, object]:
+        return {"http_client": httpx.Client(transport=self.fake.transport)}
+
+    def password(self, account: Admin) -> str:
+        if account not in self._passwords:
+            self._passwords[account] = self.fake.recover_account(account)
+        return self._passwords[account]
+
+    def entry(self, key: uuid.UUID | str) -> TargetEntry | None:
+        stored = self.fake.store.entry(key)
+        return _from_stored(stored) if stored is not None else None
+
+    def fingerprint(self) -> str:
+        return self.fake.store.fingerprint()
+
+    def add_person(
+        self, name: str, *, displayname: str | None = None, mail: Sequence[str] = ()
+    ) -> uuid.UUID:
+        return self.fake.store.add_person(name, displayname=displayname or name, mail=mail)
+
+    def add_group(self, name: str, *, members: Sequence[uuid.UUID] = ()) -> uuid.UUID:
+        return self.fake.store.add_group(name, members=members)
+
+    def recycle(self, uid: uuid.UUID) -> None:
+        self.fake.store.recycle(uid)
+
+    def set_attribute(self, uid: uuid.UUID, attr: str, values: Sequence[str]) -> None:
+        self.fake.store.set_attribute(uid, attr, values)
+
+    def close(self) -> None:
+        """Nothing to undo: the double is thrown away with the test."""
+
+
+class KanidmdTarget(KanidmTarget):
+    """A real kanidmd as a target, reached over HTTPS with its administrators' passwords.
+
+    Args:
+        url: the server's origin.
+        admin_password: the password of ``admin`` (a ``domain_admins`` member: sync accounts).
+        idm_admin_password: the password of ``idm_admin`` (persons and groups).
+        ca_path: a PEM CA file to trust (a throwaway server's own CA).
+        domain: the server's domain (default: the host of ``url``).
+    """
+
+    is_real = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        admin_password: str,
+        idm_admin_password: str,
+        ca_path: str | None = None,
+        domain: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.url = url.rstrip("/")
+        self.domain = domain or (httpx.URL(self.url).host or "localhost")
+        self._passwords: dict[str, str] = {
+            "admin": admin_password,
+            "idm_admin": idm_admin_password,
+        }
+        self._ca_path = ca_path
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_path) if ca_path else True
+        )
+        self._auths: dict[str, KanidmAuth] = {}
+        self._clients: list[httpx.Client] = []
+        self._uuids: dict[uuid.UUID, uuid.UUID] = {}
+        self._idm = self._raw("idm_admin")
+        self._baseline = set(self._live_uuids())
+
+    def __repr__(self) -> str:
+        return f"KanidmdTarget(url={self.url!r})"
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def _auth(self, account: Admin) -> KanidmAuth:
+        if account not in self._auths:
+            self._auths[account] = self.admin_auth(account)
+        return self._auths[account]
+
+    def _raw(self, account: Admin) -> httpx.Client:
+        client = httpx.Client(
+            base_url=self.url, verify=self._verify, auth=self._auth(account), timeout=60
+        )
+        self._clients.append(client)
+        return client
+
+    def http(self, token: str | None = None, *, admin: Admin | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+        client = httpx.Client(
+            base_url=self.url,
+            verify=self._verify,
+            headers=headers,
+            auth=self._auth(admin) if admin is not None else None,
+            timeout=120,
+        )
+        self._clients.append(client)
+        return client
+
+    def client_options(self) -> dict[str, object]:
+        return {"ca_path": self._ca_path} if self._ca_path else {}
+
+    def password(self, account: Admin) -> str:
+        return self._passwords[account]
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _search(self, flt: object) -> list[dict[str, list[str]]]:
+        response = self._idm.post("/v1/raw/search", json={"filter": flt})
+        response.raise_for_status()
+        return [e["attrs"] for e in response.json()]
+
+    def _live_uuids(self) -> list[uuid.UUID]:
+        return [uuid.UUID(a["uuid"][0]) for a in self._search({"pres": "class"})]
+
+    def _resolve_refs(self, rows: Iterable[Mapping[str, list[str]]]) -> dict[str, str]:
+        wanted = {
+            v for attrs_ in rows for a in _REF_ATTRS for v in attrs_.get(a, ()) if not _is_uuid(v)
+        }
+        if not wanted:
+            return {}
+        found: dict[str, str] = {}
+        for attrs_ in self._search({"or": [{"eq": ["spn", v]} for v in sorted(wanted)]}):
+            for spn in attrs_.get("spn", ()):
+                found[spn] = attrs_["uuid"][0]
+        return found
+
+    def _entry_of(self, attrs_: Mapping[str, list[str]], state: str) -> TargetEntry:
+        refs = self._resolve_refs([attrs_])
+        out: dict[str, tuple[object, ...]] = {}
+        for attr, values in attrs_.items():
+            if attr in _INT_ATTRS:
+                out[attr] = tuple(int(v) for v in values)
+            elif attr in _REF_ATTRS:
+                out[attr] = tuple(sorted(refs.get(v, v) for v in values))
+            else:
+                out[attr] = tuple(values)
+        classes = frozenset(attrs_.get("class", ()))
+        return TargetEntry(uuid.UUID(attrs_["uuid"][0]), classes, out, state)
+
+    def entry(self, key: uuid.UUID | str) -> TargetEntry | None:
+        if isinstance(key, uuid.UUID):
+            rows = self._search({"eq": ["uuid", str(key)]})
+            if rows:
+                return self._entry_of(rows[0], "live")
+            recycled = self._raw("admin").get(f"/v1/recycle_bin/{key}")
+            if recycled.status_code == 200 and recycled.json():
+                return self._entry_of(recycled.json()["attrs"], "recycled")
+            return None
+        rows = self._search({"or": [{"eq": ["name", key.lower()]}, {"eq": ["spn", key.lower()]}]})
+        return self._entry_of(rows[0], "live") if rows else None
+
+    def fingerprint(self) -> str:
+        rows = self._search({"pres": "class"})
+        image = sorted(
+            json.dumps(
+                {k: sorted(v) for k, v in attrs_.items() if k not in _VOLATILE}, sort_keys=True
+            )
+            for attrs_ in rows
+        )
+        import hashlib
+
+        return hashlib.sha256("\n".join(image).encode()).hexdigest()
+
+    # --- seeding -------------------------------------------------------------------------
+
+    def _create(self, kind: str, attrs_: dict[str, list[str]]) -> uuid.UUID:
+        response = self._idm.post(f"/v1/{kind}", json={"attrs": attrs_})
+        if response.status_code != 200:
+            raise AssertionError(f"POST /v1/{kind}: {response.status_code} {response.text}")
+        created = self.entry(attrs_["name"][0])
+        assert created is not None
+        return created.uuid
+
+    def add_person(
+        self, name: str, *, displayname: str | None = None, mail: Sequence[str] = ()
+    ) -> uuid.UUID:
+        attrs_ = {"name": [name], "displayname": [displayname or name]}
+        if mail:
+            attrs_["mail"] = list(mail)
+        return self._create("person", attrs_)
+
+    def add_group(self, name: str, *, members: Sequence[uuid.UUID] = ()) -> uuid.UUID:
+        attrs_ = {"name": [name]}
+        if members:
+            attrs_["member"] = [str(m) for m in members]
+        return self._create("group", attrs_)
+
+    def _kind(self, uid: uuid.UUID) -> str:
+        found = self.entry(uid)
+        if found is None or found.state != "live":
+            raise AssertionError(f"no live entry {uid}")
+        for cls, kind in (("person", "person"), ("service_account", "service_account")):
+            if cls in found.classes:
+                return kind
+        return "group"
+
+    def recycle(self, uid: uuid.UUID) -> None:
+        response = self._idm.delete(f"/v1/{self._kind(uid)}/{uid}")
+        if response.status_code != 200:
+            raise AssertionError(f"DELETE {uid}: {response.status_code} {response.text}")
+
+    def set_attribute(self, uid: uuid.UUID, attr: str, values: Sequence[str]) -> None:
+        response = self._idm.put(f"/v1/{self._kind(uid)}/{uid}/_attr/{attr}", json=list(values))
+        if response.status_code != 200:
+            raise AssertionError(f"PUT {attr} of {uid}: {response.status_code} {response.text}")
+
+    def fresh_uuid(self, uid: uuid.UUID) -> uuid.UUID:
+        if uid not in self._uuids:
+            self._uuids[uid] = uuid.uuid4()
+        return self._uuids[uid]
+
+    def remap(self, body: bytes) -> bytes:
+        text = body.decode("utf-8")
+        for old, new in self._uuids.items():
+            text = text.replace(str(old), str(new))
+        return text.encode("utf-8")
+
+    # --- cleanup -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Terminate the sync accounts this target created; delete what appeared since."""
+        try:
+            with self.admin_client() as admin:
+                for name in self._accounts:
+                    if admin.get_sync_account(name) is not None:
+                        admin.terminate(name)
+            self._accounts.clear()
+            for uid in self._live_uuids():
+                if uid in self._baseline:
+                    continue
+                found = self.entry(uid)
+                if found is None:
+                    continue
+                for cls in ("person", "service_account", "group"):
+                    if cls in found.classes:
+                        self._idm.delete(f"/v1/{cls}/{uid}")
+                        break
+        finally:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
