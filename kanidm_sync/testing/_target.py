@@ -115,11 +115,13 @@ class KanidmTarget(abc.ABC):
         url: the server's origin.
         is_real: ``True`` for a real kanidmd.
         domain: the server's domain (the part after ``@`` in SPNs).
+        ca_path: a PEM CA file to trust for ``url`` (``None``: the system's roots, or no TLS).
     """
 
     url: str
     is_real: bool
     domain: str
+    ca_path: str | None = None
 
     def __init__(self) -> None:
         self._accounts: list[str] = []
@@ -321,7 +323,7 @@ class KanidmdTarget(KanidmTarget):
             "admin": admin_password,
             "idm_admin": idm_admin_password,
         }
-        self._ca_path = ca_path
+        self.ca_path = ca_path
         self._verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=ca_path) if ca_path else True
         )
@@ -361,7 +363,7 @@ class KanidmdTarget(KanidmTarget):
         return client
 
     def client_options(self) -> dict[str, object]:
-        return {"ca_path": self._ca_path} if self._ca_path else {}
+        return {"ca_path": self.ca_path} if self.ca_path else {}
 
     def password(self, account: Admin) -> str:
         return self._passwords[account]
