@@ -200,13 +200,13 @@ class KanidmTarget(abc.ABC):
     def set_attribute(self, uid: uuid.UUID, attr: str, values: Sequence[str]) -> None:
         """Set an attribute of a live person or group as an administrator would."""
 
-    def fresh_uuid(self, uid: uuid.UUID) -> uuid.UUID:
+    def fresh_uuid(self, uid: uuid.UUID | str) -> uuid.UUID:
         """``uid`` on the double; a new UUID standing for it on a real server.
 
         A real server keeps recycled UUIDs for days and refuses to create them again, so
         fixed UUIDs from golden payloads are replaced there, consistently within a test.
         """
-        return uid
+        return uuid.UUID(str(uid))
 
     def remap(self, body: bytes) -> bytes:
         """``body`` with every UUID given to :meth:`fresh_uuid` replaced (see there)."""
@@ -470,7 +470,8 @@ class KanidmdTarget(KanidmTarget):
         if response.status_code != 200:
             raise AssertionError(f"PUT {attr} of {uid}: {response.status_code} {response.text}")
 
-    def fresh_uuid(self, uid: uuid.UUID) -> uuid.UUID:
+    def fresh_uuid(self, uid: uuid.UUID | str) -> uuid.UUID:
+        uid = uuid.UUID(str(uid))
         if uid not in self._uuids:
             self._uuids[uid] = uuid.uuid4()
         return self._uuids[uid]

@@ -38,7 +38,16 @@ def test_docs_examples_run() -> None:
 
 def test_docs_fixture_example_passes(pytester: pytest.Pytester) -> None:
     """The pytest-fixture block passes as a user's test module."""
-    (fixture_block,) = [b for b in blocks() if "def test_" in b]
+    fixture_block, _ = [b for b in blocks() if "def test_" in b]
     pytester.makepyfile(fixture_block)
     result = pytester.runpytest("-W", "error")
     result.assert_outcomes(passed=fixture_block.count("def test_"))
+
+
+def test_docs_target_example_runs_on_both(pytester: pytest.Pytester) -> None:
+    """The kanidm_target block passes on the double; [kanidmd] skips without a server."""
+    _, target_block = [b for b in blocks() if "def test_" in b]
+    pytester.makepyfile(target_block)
+    result = pytester.runpytest("-W", "error", "-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no real kanidmd*"])
