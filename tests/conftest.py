@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from typing import Any
 
 import pytest
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Kanidm's own sync tools, for the side-by-side comparisons (never built by this project)."""
+    group = parser.getgroup("kanidm-sync-reference", "Kanidm's reference sync tools")
+    group.addoption(
+        "--kanidm-ldap-sync",
+        metavar="PATH",
+        default=os.environ.get("KANIDM_SYNC_REFERENCE_LDAP_SYNC") or None,
+        help="a kanidm-ldap-sync binary to compare with (env KANIDM_SYNC_REFERENCE_LDAP_SYNC)",
+    )
 
 
 @pytest.fixture

@@ -50,18 +50,22 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> RunConfig:
-    url = args.url
-    if url is None:
-        # The reference tools' files do not name Kanidm; the client config does.
+    url, ca = args.url, args.ca
+    if _is_reference_file(args.config):
+        # The reference tools' files do not name Kanidm; the Kanidm client config does, as
+        # for kanidm-ldap-sync / kanidm-ipa-sync (its uri and ca_path, then KANIDM_URL and
+        # KANIDM_CA_PATH over it).
+        client_config = load_client_config()
+        url = url or client_config.uri
+        ca = ca or client_config.ca_path
+    elif url is None:
         url = os.environ.get("KANIDM_URL") or None
-        if url is None and _is_reference_file(args.config):
-            url = load_client_config().uri
     return load_run_config(
         args.config,
         url=url,
         state_dir=args.state_dir,
         insecure_http=args.insecure_http,
-        ca_path=args.ca,
+        ca_path=ca,
     )
 
 
