@@ -230,6 +230,23 @@ class Kanidmd:
                     return password
         raise KanidmdError(f"kanidmd did not print a recovered password for {account!r}")
 
+    def db_listing(self) -> dict[str, tuple[int, str | None]]:
+        """Every entry in the database: UUID to (id2entry id, name) (``kanidmd db-scan``)."""
+        from ._dbscan import parse_listing
+
+        return parse_listing(self._run_tool(["db-scan", "list-id2entry"], "list its entries"))
+
+    def db_entry(self, entry_id: int) -> tuple[str, dict[str, tuple[object, ...]]]:
+        """One entry read from the database, every attribute: (state, attributes).
+
+        The state is ``live``, ``recycled`` or ``tombstone``; values are parsed from
+        ``kanidmd db-scan get-id2entry`` (see ``kanidm_sync.testing._dbscan``).
+        """
+        from ._dbscan import parse_entry
+
+        out = self._run_tool(["db-scan", "get-id2entry", str(entry_id)], "read an entry")
+        return parse_entry(out)
+
     def log_tail(self, size: int = _LOG_TAIL) -> str:
         """The end of the server's log, for error messages."""
         try:

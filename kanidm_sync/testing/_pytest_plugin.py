@@ -161,6 +161,7 @@ class _RealServer:
             admin_password=self.passwords["admin"],
             idm_admin_password=self.passwords["idm_admin"],
             ca_path=self.ca_path,
+            kanidmd=self.process,
         )
 
     def stop(self) -> None:

@@ -33,6 +33,7 @@ from .._client import Client
 from ._server import ProvisionedSyncAccount
 
 if TYPE_CHECKING:
+    from ._kanidmd import Kanidmd
     from ._server import FakeKanidm
     from ._store import StoredEntry
 
@@ -303,6 +304,11 @@ class KanidmdTarget(KanidmTarget):
         idm_admin_password: the password of ``idm_admin`` (persons and groups).
         ca_path: a PEM CA file to trust (a throwaway server's own CA).
         domain: the server's domain (default: the host of ``url``).
+        kanidmd: the local :class:`~kanidm_sync.testing.Kanidmd` serving ``url``, if any.
+            With it, :meth:`entry` reads every attribute from the database (``kanidmd
+            db-scan``), since kanidmd's access controls let no account read
+            ``sync_external_id`` or ``sync_parent_uuid``; without it, only what
+            ``idm_admin`` may read through the API.
     """
 
     is_real = True
@@ -315,8 +321,10 @@ class KanidmdTarget(KanidmTarget):
         idm_admin_password: str,
         ca_path: str | None = None,
         domain: str | None = None,
+        kanidmd: Kanidmd | None = None,
     ) -> None:
         super().__init__()
+        self._kanidmd = kanidmd
         self.url = url.rstrip("/")
         self.domain = domain or (httpx.URL(self.url).host or "localhost")
         self._passwords: dict[str, str] = {
@@ -331,7 +339,11 @@ class KanidmdTarget(KanidmTarget):
         self._clients: list[httpx.Client] = []
         self._uuids: dict[uuid.UUID, uuid.UUID] = {}
         self._idm = self._raw("idm_admin")
-        self._baseline = set(self._live_uuids())
+        try:
+            self._baseline = set(self._live_uuids())
+        except BaseException:
+            self._close_clients()
+            raise
 
     def __repr__(self) -> str:
         return f"KanidmdTarget(url={self.url!r})"
@@ -373,7 +385,7 @@ class KanidmdTarget(KanidmTarget):
     def _search(self, flt: object) -> list[dict[str, list[str]]]:
         response = self._idm.post("/v1/raw/search", json={"filter": flt})
         response.raise_for_status()
-        return [e["attrs"] for e in response.json()]
+        return [e["attrs"] for e in response.json()["entries"]]
 
     def _live_uuids(self) -> list[uuid.UUID]:
         return [uuid.UUID(a["uuid"][0]) for a in self._search({"pres": "class"})]
@@ -404,6 +416,8 @@ class KanidmdTarget(KanidmTarget):
         return TargetEntry(uuid.UUID(attrs_["uuid"][0]), classes, out, state)
 
     def entry(self, key: uuid.UUID | str) -> TargetEntry | None:
+        if self._kanidmd is not None:
+            return self._db_entry(key)
         if isinstance(key, uuid.UUID):
             rows = self._search({"eq": ["uuid", str(key)]})
             if rows:
@@ -412,8 +426,46 @@ class KanidmdTarget(KanidmTarget):
             if recycled.status_code == 200 and recycled.json():
                 return self._entry_of(recycled.json()["attrs"], "recycled")
             return None
-        rows = self._search({"or": [{"eq": ["name", key.lower()]}, {"eq": ["spn", key.lower()]}]})
+        return self._by_name(key)
+
+    def _by_name(self, name: str) -> TargetEntry | None:
+        low = name.lower()
+        flt = {"eq": ["spn", low]} if "@" in low else {"eq": ["name", low]}
+        rows = self._search(flt)
         return self._entry_of(rows[0], "live") if rows else None
+
+    def _db_entry(self, key: uuid.UUID | str) -> TargetEntry | None:
+        assert self._kanidmd is not None
+        listing = self._kanidmd.db_listing()
+        if isinstance(key, uuid.UUID):
+            found = listing.get(str(key))
+            if found is None:
+                return None
+            state, attrs_ = self._kanidmd.db_entry(found[0])
+            if state == "tombstone":
+                return None
+        else:
+            # Recycled entries keep their names in the database: take the live one.
+            low = key.lower()
+            for entry_id, name in listing.values():
+                if name != low:
+                    continue
+                state, attrs_ = self._kanidmd.db_entry(entry_id)
+                if state == "live":
+                    break
+            else:
+                return None
+        out = dict(attrs_)
+        if state == "live":
+            # memberof is kept outside id2entry; idm_admin may read it through the API.
+            rows = self._search({"eq": ["uuid", str(out["uuid"][0])]})
+            if rows:
+                api = self._entry_of(rows[0], "live")
+                for attr in ("memberof", "directmemberof"):
+                    if api.get(attr):
+                        out[attr] = api.get(attr)
+        classes = frozenset(str(c) for c in out.get("class", ()))
+        return TargetEntry(uuid.UUID(str(out["uuid"][0])), classes, out, state)
 
     def fingerprint(self) -> str:
         rows = self._search({"pres": "class"})
@@ -503,9 +555,12 @@ class KanidmdTarget(KanidmTarget):
                         self._idm.delete(f"/v1/{cls}/{uid}")
                         break
         finally:
-            for client in self._clients:
-                client.close()
-            self._clients.clear()
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
 
 
 def _is_uuid(value: str) -> bool:
