@@ -351,7 +351,10 @@ class Authority:
         if bearer is None:
             raise _not_authenticated()
         verified = self.keys.verify(bearer)
-        if not isinstance(verified, VerifiedJws):
+        if not isinstance(verified, VerifiedJws) or verified.alg != "ES256":
+            # Checked against kanidmd 1.11.1: an API token (HS256) on /scim/v1/Sync is 401
+            # "notauthenticated" on both S1 and S2; only ES256 tokens (sync tokens and user
+            # sessions) reach the payload check.
             raise _not_authenticated()
         token_id = _sync_payload(verified.payload)
         if token_id is None:
@@ -594,9 +597,9 @@ _PURPOSES: Final = frozenset({"readonly", "readwrite", "synchronise"})
 def _sync_payload(payload: object) -> tuple[uuid.UUID, str] | None:
     """Deserialise a payload as kanidmd's ``ScimSyncToken``; ``None`` = serde error.
 
-    [inferred] Unknown keys are treated as a deserialisation failure, so a normal API token
-    (which carries ``account_id`` and ``label``) on the sync endpoint answers 500
-    ``serdejsonerror`` like a UAT does, as spec §2.4 and §7.3 (9) describe.
+    Unknown keys are treated as a deserialisation failure, so a user session token (UAT)
+    on the sync endpoint answers 500 ``serdejsonerror`` (checked against kanidmd 1.11.1).
+    API tokens never get here: their HS256 signature is refused first (401).
     """
     if not isinstance(payload, dict) or not set(payload) <= _SYNC_TOKEN_KEYS:
         return None

@@ -158,17 +158,23 @@ class _Ctx:
 def _bearer(request: httpx.Request) -> str | None:
     header: str | None = request.headers.get("authorization")
     if header is not None:
+        # kanidm: server/core/src/https/extractors/mod.rs splits the header at its first
+        # space (`split_once(' ')`), matches the scheme word case-insensitively and parses
+        # the rest as a compact JWS; anything else is silently ignored (spec §2.1). So
+        # `Bearer  <token>` (two spaces) leaves " <token>", not a JWS: unauthenticated
+        # (checked against kanidmd 1.11.1). The HTTP layer trims the value's ends.
         scheme, _, value = header.strip().partition(" ")
-        value = value.strip()
-        # The scheme word is matched case-insensitively; a value that is not a compact JWS is
-        # silently ignored (kanidm: server/core/src/https/extractors/mod.rs, spec §2.1).
-        if scheme.lower() == "bearer" and value.count(".") == 2:
+        if scheme.lower() == "bearer" and value.count(".") == 2 and not _has_space(value):
             return value
         # Spec §2.1: the `bearer` cookie is only looked at *without* an Authorization
         # header; an unusable header leaves the request unauthenticated.
         return None
     cookies = _cookies(request)
     return cookies.get("bearer")
+
+
+def _has_space(value: str) -> bool:
+    return any(char.isspace() for char in value)
 
 
 def _cookies(request: httpx.Request) -> dict[str, str]:

@@ -169,6 +169,10 @@ class KanidmTarget(abc.ABC):
         assert info is not None
         return ProvisionedSyncAccount(name=name, uuid=info.uuid, token=token, url=self.url)
 
+    @abc.abstractmethod
+    def api_token(self, *, read_write: bool = False) -> str:
+        """An API token of a service account (a real server: one made for this test)."""
+
     def track_sync_account(self, name: str) -> None:
         """Have :meth:`close` terminate a sync account the test created by other means."""
         self._accounts.append(name)
@@ -290,6 +294,9 @@ class FakeTarget(KanidmTarget):
 
     def set_attribute(self, uid: uuid.UUID, attr: str, values: Sequence[str]) -> None:
         self.fake.store.set_attribute(uid, attr, values)
+
+    def api_token(self, *, read_write: bool = False) -> str:
+        return self.fake.api_token("admin", read_write=read_write)
 
     def close(self) -> None:
         """Nothing to undo: the double is thrown away with the test."""
@@ -521,6 +528,25 @@ class KanidmdTarget(KanidmTarget):
         response = self._idm.put(f"/v1/{self._kind(uid)}/{uid}/_attr/{attr}", json=list(values))
         if response.status_code != 200:
             raise AssertionError(f"PUT {attr} of {uid}: {response.status_code} {response.text}")
+
+    def api_token(self, *, read_write: bool = False) -> str:
+        name = f"ks_test_sa_{uuid.uuid4().hex[:8]}"
+        created = self._idm.post(
+            "/v1/service_account",
+            json={
+                "attrs": {"name": [name], "displayname": [name], "entry_managed_by": ["idm_admins"]}
+            },
+        )
+        if created.status_code != 200:
+            raise AssertionError(f"service account: {created.status_code} {created.text}")
+        response = self._idm.post(
+            f"/v1/service_account/{name}/_api_token",
+            json={"label": "test", "expiry": None, "read_write": read_write},
+        )
+        if response.status_code != 200:
+            raise AssertionError(f"API token: {response.status_code} {response.text}")
+        token: str = response.json()
+        return token
 
     def fresh_uuid(self, uid: uuid.UUID | str) -> uuid.UUID:
         uid = uuid.UUID(str(uid))
