@@ -21,6 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("KANIDM_SYNC_REFERENCE_LDAP_SYNC") or None,
         help="a kanidm-ldap-sync binary to compare with (env KANIDM_SYNC_REFERENCE_LDAP_SYNC)",
     )
+    group.addoption(
+        "--kanidm-ipa-sync",
+        metavar="PATH",
+        default=os.environ.get("KANIDM_SYNC_REFERENCE_IPA_SYNC") or None,
+        help="a kanidm-ipa-sync binary to compare with (env KANIDM_SYNC_REFERENCE_IPA_SYNC)",
+    )
 
 
 @pytest.fixture
