@@ -34,6 +34,7 @@ from typing import Final, Literal
 import attrs
 
 from .._proto._status import OperationError
+from ._attr_order import attr_rank
 from ._parse import (
     FrameworkRejection,
     ScimEntry,
@@ -158,7 +159,11 @@ def _schema(kind: str, detail: object) -> Rejection:
 
 
 def _uniqueness(names: Iterable[str]) -> Rejection:
-    return Rejection.of("attributeuniqueness", sorted(set(names)))
+    # kanidm: server/lib/src/plugins/attrunique.rs enforce_unique collects one attribute per
+    # conflicting (attribute, value) key of a BTreeMap, so the list is in Attribute order and
+    # keeps duplicates (two names taken: ["name", "name", "spn", "spn"]);
+    # server/core/src/https/errors.rs renders AttributeUniqueness(attrs) as the 409 body.
+    return Rejection.of("attributeuniqueness", sorted(names, key=attr_rank))
 
 
 def parse_sync_request(body: bytes) -> SyncRequest:
@@ -378,23 +383,57 @@ class _Txn:
         return self.unique.get(("sync_external_id", external_id))
 
     def check_unique(self, cands: Sequence[_Entry]) -> None:
-        """Attribute uniqueness over candidates that were unindexed before modification."""
-        seen: dict[tuple[str, object], uuid.UUID] = {}
-        conflicts: list[str] = []
+        """Attribute uniqueness of a write, checked against the index as it was before it.
+
+        ``cands`` hold the values the write would store; the index still holds every
+        entry's values from before the write (the candidates' old values included), as
+        kanidmd's database does while its pre-write plugins run (kanidm:
+        server/lib/src/plugins/attrunique.rs ``enforce_unique``, called by
+        ``pre_create_transform`` / ``pre_modify`` / ``pre_batch_modify``; the write itself
+        happens afterwards, server/lib/src/server/batch_modify.rs ``batch_modify``). So two
+        entries trading a value in one write conflict with each other's old value.
+
+        Raises:
+            Rejection: 409 ``attributeuniqueness``. Values shared by two candidates are
+                reported alone, before the database is looked at (``get_cand_attr_set``);
+                otherwise every candidate value held by another live entry
+                (``attr=value AND NOT uuid=self``; recycled entries are hidden by
+                ``filter!``). One attribute per conflicting value, in Attribute order.
+        """
+        holders: dict[tuple[str, object], list[uuid.UUID]] = {}
         for e in cands:
-            if e.state != "live":
+            if e.state != "live":  # get_cand_attr_set: mask_recycled_ts
                 continue
             for key in _unique_keys(e):
-                other = seen.setdefault(key, e.uuid)
-                if other != e.uuid:
-                    conflicts.append(key[0])
-                    continue
-                holder = self.unique.get(key)
-                if holder is not None and holder != e.uuid:
-                    conflicts.append(key[0])
+                holders.setdefault(key, []).append(e.uuid)
+        clashes = [key[0] for key, uids in holders.items() if len(uids) > 1]
+        if clashes:
+            raise _uniqueness(clashes)
+        conflicts = []
+        for key, (uid,) in holders.items():
+            holder = self.unique.get(key)
+            if holder is not None and holder != uid:
+                conflicts.append(key[0])
         if conflicts:
-            # [inferred] the order of conflicting_attributes: sorted, without duplicates.
             raise _uniqueness(conflicts)
+
+    def write_unique(
+        self, cands: Sequence[_Entry], before: Mapping[uuid.UUID, list[tuple[str, object]]]
+    ) -> None:
+        """Check uniqueness (:meth:`check_unique`), then re-index the candidates.
+
+        Args:
+            cands: the candidates, already holding the values the write stores.
+            before: each modified candidate's unique keys from before the write (from
+                :func:`_unique_keys`); candidates absent from it are new or unchanged.
+        """
+        self.check_unique(cands)
+        for uid, keys in before.items():
+            for key in keys:
+                if self.unique.get(key) == uid:
+                    del self.unique[key]
+        for e in cands:
+            self.index(e)
 
     def delete(self, uids: Iterable[uuid.UUID]) -> None:
         """Recycle live entries with kanidmd's delete side effects (spec §4.4, §9)."""
@@ -674,16 +713,15 @@ class Store:
             if attr not in granted_remove or (conv and attr not in granted_present):
                 raise Rejection.of("accessdenied")
         txn = _Txn(self)
+        before = {e0.uuid: _unique_keys(e0)}
         e = txn.mut(e0.uuid)
-        txn.unindex(e)
         for attr, conv in converted.items():
             e.set(attr, conv)
         for v in e.attrs.get("name", ()):
             if str(v) in self._denied_names:
                 raise Rejection.of("valuedenyname")
-        txn.check_unique([e])
+        txn.write_unique([e], before)
         self._validate_entry(e)
-        txn.index(e)
         txn.commit()
 
     def set_sync_account_attr(self, account: uuid.UUID, attr: str, values: Sequence[str]) -> None:
@@ -877,14 +915,13 @@ class Store:
         txn = _Txn(self)
         if txn.live(target) is None:
             raise Rejection.of("nomatchingentries")
+        before = {target: _unique_keys(txn.entries[target])}
         e = txn.mut(target)
-        txn.unindex(e)
         e.set(attr, [v.lower() if adef.syntax in ("iname", "utf8_ci") else v for v in values])
         if attr == "name" and e.classes & {"group", "account"} and e.first("name") is not None:
             e.set("spn", [f"{e.first('name')}@{self.domain}"])
-        txn.check_unique([e])
+        txn.write_unique([e], before)
         self._validate_entry(e)
-        txn.index(e)
         txn.commit()
 
     def recycle(self, uid: uuid.UUID) -> None:
@@ -1074,21 +1111,23 @@ class Store:
             target = txn.get(entry.id)
             if target is None or target.owner() != account:
                 raise Rejection.of("modifyassertionfailed")
-        cands = []
+        # One batch modify over every entry with an externalId, unchanged ones included
+        # (kanidm: server/lib/src/idm/scim.rs scim_sync_apply_phase_2): uniqueness is checked
+        # against the database before the batch, so two entries trading external ids in
+        # one request conflict.
+        cands: list[_Entry] = []
+        before: dict[uuid.UUID, list[tuple[str, object]]] = {}
         for entry in with_ext:
             external_id = str(entry.external_id).lower()
-            current = txn.get(entry.id)
-            if current is not None and current.attrs.get("sync_external_id") == [external_id]:
-                # Unchanged: the index already holds it, so any other candidate claiming the
-                # same id still collides with it. Skipping only saves re-indexing work.
+            current = txn.entries[entry.id]
+            if current.attrs.get("sync_external_id") == [external_id]:
+                cands.append(current)  # unchanged: no copy needed
                 continue
+            before[entry.id] = _unique_keys(current)
             e = txn.mut(entry.id)
-            txn.unindex(e)
             e.set("sync_external_id", [external_id])
             cands.append(e)
-        txn.check_unique(cands)
-        for e in cands:
-            txn.index(e)
+        txn.write_unique(cands, before)
 
     def _plan(
         self,
@@ -1155,9 +1194,10 @@ class Store:
             if target is None or target.owner() != account:
                 raise Rejection.of("modifyassertionfailed")
         cands: list[_Entry] = []
+        before: dict[uuid.UUID, list[tuple[str, object]]] = {}
         for plan in plans:
+            before[plan.uuid] = _unique_keys(txn.entries[plan.uuid])
             e = txn.mut(plan.uuid)
-            txn.unindex(e)
             for cls in plan.classes:
                 e.classes.add(cls)
                 e.add("sync_class", cls)
@@ -1185,9 +1225,13 @@ class Store:
             if e.classes & {"posixaccount", "posixgroup"}:
                 if not e.attrs.get("gidnumber"):
                     e.set("gidnumber", [gid_from_uuid(e.uuid)])
-                for gid in e.attrs["gidnumber"]:
-                    if not (isinstance(gid, int) and gid_in_allowed_range(gid)):
-                        raise Rejection.of("pl0001gidoverlapssystemrange")
+                # kanidm: plugins/gidnumber.rs checks get_ava_single_uint32: two values (two
+                # keys) skip the range check and fail schema validation later.
+                gids = e.attrs["gidnumber"]
+                if len(gids) == 1 and not (
+                    isinstance(gids[0], int) and gid_in_allowed_range(gids[0])
+                ):
+                    raise Rejection.of("pl0001gidoverlapssystemrange")
         for e in cands:
             if e.classes & {"group", "account"}:
                 name = e.first("name")
@@ -1195,13 +1239,11 @@ class Store:
                     # kanidm: plugins/spn.rs - no name, no SPN: InvalidEntryState.
                     raise Rejection.of("invalidentrystate")
                 e.set("spn", [f"{name}@{self.domain}"])
-        txn.check_unique(cands)
+        txn.write_unique(cands, before)
         # d. schema validation.
         for e in cands:
             self._validate_entry(e)
         # e. write, then referential integrity.
-        for e in cands:
-            txn.index(e)
         for e in cands:
             for attr in REFERENCE_ATTRS:
                 for ref in e.attrs.get(attr, ()):
