@@ -179,13 +179,20 @@ class SeedMixin(StoreState):
         return self._view(e)
 
     def entries(
-        self, *, include_recycled: bool = False, owned_by: uuid.UUID | None = None
+        self,
+        *,
+        include_recycled: bool = False,
+        owned_by: uuid.UUID | None = None,
+        include_builtin: bool = True,
     ) -> list[StoredEntry]:
         """Entries ordered by UUID: live ones, plus recycled/tombstones if asked.
 
         Args:
             include_recycled: also return recycled entries and tombstones.
             owned_by: only entries with ``sync_parent_uuid`` equal to this account.
+            include_builtin: also return the entries kanidmd creates at its first start
+                (``admin``, ``idm_admins``, the access control profiles, …), as a search
+                on kanidmd would; ``False`` keeps what was written since.
         """
         out = []
         for uid in sorted(self._entries):
@@ -193,6 +200,8 @@ class SeedMixin(StoreState):
             if e.state != "live" and not include_recycled:
                 continue
             if owned_by is not None and e.owner() != owned_by:
+                continue
+            if not include_builtin and self.is_builtin(uid):
                 continue
             out.append(self._view(e))
         return out

@@ -18,17 +18,20 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from ._builtins import BUILTINS
 from ._entry import MutEntry, unique_keys
 from ._parse import parse_rust_uuid
 from ._rejection import Rejection, uniqueness_error
 from ._schema_table import REFERENCE_ATTRS
 
-__all__ = ["BUILTIN_LIMIT", "RI_MESSAGE", "StoreState", "Txn"]
+__all__ = ["BUILTIN_LIMIT", "BUILTIN_UUIDS", "RI_MESSAGE", "StoreState", "Txn"]
 
 BUILTIN_LIMIT: Final = uuid.UUID("00000000-0000-0000-0001-000000000000")
 """kanidm's ``DYNAMIC_RANGE_MINIMUM_UUID``: UUIDs below it are the system's own."""
 RI_MESSAGE: Final = "Uuid referenced not found in database"
 """The message of kanidmd's ``referentialintegrity`` plugin error."""
+BUILTIN_UUIDS: Final = frozenset(b.uuid for b in BUILTINS)
+"""The UUIDs of the entries kanidmd creates at its first start."""
 
 
 class StoreState:
@@ -44,6 +47,27 @@ class StoreState:
         self._unique: dict[tuple[str, object], uuid.UUID] = {}
         self._memberof: dict[uuid.UUID, set[uuid.UUID]] | None = None
         self._denied_names: frozenset[str] = frozenset()
+        self._load_builtins()
+
+    def _load_builtins(self) -> None:
+        """Create the entries a fresh kanidmd holds (``_builtins``), each with its SPN.
+
+        kanidm: server/lib/src/server/migrations.rs ``migrate_domain_1_10_to_1_11`` creates
+        them through internal creates, whose plugins add the SPN of every account and group
+        (server/lib/src/plugins/spn.rs) and index their unique values like any entry's.
+        """
+        for b in BUILTINS:
+            attrs_ = {attr: list(values) for attr, values in b.attrs.items()}
+            if b.name is not None and b.classes & {"group", "account"}:
+                attrs_["spn"] = [f"{b.name}@{self.domain}"]
+            entry = MutEntry(b.uuid, set(b.classes), attrs_)
+            self._entries[b.uuid] = entry
+            for key in unique_keys(entry):
+                self._unique[key] = b.uuid
+
+    def is_builtin(self, uid: uuid.UUID) -> bool:
+        """Whether ``uid`` names one of the entries kanidmd creates at its first start."""
+        return uid in BUILTIN_UUIDS
 
     def set_denied_names(self, names: Iterable[str]) -> None:
         """Set the system's ``denied_name`` list (names refused with ``valuedenyname``)."""

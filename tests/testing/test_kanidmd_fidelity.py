@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from store_helpers import (  # noqa: F401  # fixtures are used by name
     C1,
     C2,
@@ -25,7 +26,7 @@ from store_helpers import (  # noqa: F401  # fixtures are used by name
     store_fixture,
 )
 
-from kanidm_sync.testing._store import Store
+from kanidm_sync.testing._store import Rejection, Store
 
 
 def conflict(store: Store, account: uuid.UUID, raw: bytes) -> list[str]:
@@ -147,3 +148,88 @@ def test_two_mails_taken_are_listed_twice(store: Store, account: uuid.UUID) -> N
         uuid.uuid4(), "x", mail=[{"value": "n1@example.org"}, {"value": "n2@example.org"}]
     )
     assert ["mail", "mail"] == conflict(store, account, body([entry]))
+
+
+# --- built-in entries (migration_data/dl15, constants/uuids.rs) -----------------------------
+
+ADMIN = uuid.UUID("00000000-0000-0000-0000-000000000000")
+ANONYMOUS = uuid.UUID("00000000-0000-0000-0000-ffffffffffff")
+SYSTEM_ADMINS = uuid.UUID("00000000-0000-0000-0000-000000000019")
+DOMAIN_ADMINS = uuid.UUID("00000000-0000-0000-0000-000000000020")
+
+
+def test_a_fresh_store_holds_kanidmds_builtin_entries() -> None:
+    """dl15/mod.rs phase_3 to phase_7: accounts, groups, ACPs and system entries, no more."""
+    store = Store()
+    assert [] == store.entries(include_builtin=False)
+    names = {e.name for e in store.entries()}
+    assert {"admin", "idm_admin", "anonymous", "idm_admins", "system_admins"} <= names
+    assert {"idm_all_persons", "idm_all_accounts", "domain_admins", "idm_high_privilege"} <= names
+    assert {"idm_acp_sync_account_manage", "domain_local", "hmac_name_feature"} <= names
+    admin = store.entry("admin")
+    assert admin is not None
+    assert ADMIN == admin.uuid
+    assert ("admin@kanidm.test",) == admin.get("spn")
+    assert {"account", "service_account", "builtin", "memberof", "object"} == admin.classes
+    assert {str(SYSTEM_ADMINS), str(DOMAIN_ADMINS)} <= set(admin.get("memberof"))
+    acp = store.entry("idm_acp_people_read")
+    assert acp is not None
+    assert () == acp.get("spn")  # only accounts and groups get an SPN (plugins/spn.rs)
+
+
+def test_builtins_use_the_stores_domain() -> None:
+    store = Store(domain="example.com")
+    assert SYSTEM_ADMINS == store.resolve("system_admins@example.com")
+
+
+def test_synced_person_named_like_a_builtin_account_is_409(
+    store: Store, account: uuid.UUID
+) -> None:
+    for name in ("admin", "idm_admin", "anonymous"):
+        assert ["name", "spn"] == conflict(store, account, body([person(uuid.uuid4(), name)]))
+
+
+def test_synced_group_named_like_a_builtin_is_409(store: Store, account: uuid.UUID) -> None:
+    """Built-in groups collide on name and SPN; ACPs and system entries on name only."""
+    for name in ("idm_admins", "system_admins", "domain_admins", "idm_all_persons"):
+        assert ["name", "spn"] == conflict(store, account, body([group(uuid.uuid4(), name)]))
+    for name in ("idm_acp_people_read", "domain_local", "key_provider_internal"):
+        assert ["name"] == conflict(store, account, body([group(uuid.uuid4(), name)]))
+
+
+def test_member_given_as_a_builtin_uuid_resolves(store: Store, account: uuid.UUID) -> None:
+    uid = uuid.uuid4()
+    members = [{"external_id": str(ADMIN)}, {"external_id": str(ANONYMOUS)}]
+    apply(store, account, body([group(uid, "withbuiltins", member=members)]))
+    stored = store.entry(uid)
+    assert stored is not None
+    assert (str(ADMIN), str(ANONYMOUS)) == stored.get("member")
+    anonymous = store.entry(ANONYMOUS)
+    assert anonymous is not None
+    assert str(uid) in anonymous.get("memberof")
+
+
+@pytest.mark.parametrize(
+    "name", ["admin", "idm_admins", "anonymous", "domain_admins", "idm_acp_self_read"]
+)
+def test_sync_account_named_like_a_builtin_is_409(store: Store, name: str) -> None:
+    """A3 is an internal create: attrunique.rs pre_create_transform sees the built-in."""
+    before = store.fingerprint()
+    with pytest.raises(Rejection) as info:
+        store.create_sync_account(name)
+    expected = {"error": "Attribute uniqueness error", "conflicting_attributes": ["name"]}
+    assert (409, expected) == (info.value.status, info.value.json())
+    assert before == store.fingerprint()
+
+
+def test_synced_entry_with_a_builtin_uuid_is_not_owned(store: Store, account: uuid.UUID) -> None:
+    """Phase 2 finds the live built-in: the ownership assertion fails."""
+    err = rejected(store, account, body([group(ADMIN, "hijack")]))
+    assert (500, "modifyassertionfailed") == (err.status, err.json())
+
+
+def test_finalise_of_a_builtin_is_missingclass(store: Store) -> None:
+    """The entry exists but is no sync account (idm/scim.rs scim_sync_finalise)."""
+    with pytest.raises(Rejection) as info:
+        store.finalise(ADMIN)
+    assert (500, {"missingclass": "sync_account"}) == (info.value.status, info.value.json())

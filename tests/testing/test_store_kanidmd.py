@@ -331,7 +331,7 @@ def test_terminate(store: Store, account: uuid.UUID, after_refresh: bool) -> Non
     store.terminate(account)
     for name in [*_names(), "test_scim_sync"]:
         assert None is store.entry(name)
-    assert [] == store.entries(include_recycled=False)
+    assert [] == store.entries(include_recycled=False, include_builtin=False)
 
 
 def test_json_proto(store: Store, account: uuid.UUID) -> None:
