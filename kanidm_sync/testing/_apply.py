@@ -251,11 +251,15 @@ class ApplyMixin(StoreState):
                     raise Rejection.of("pl0001gidoverlapssystemrange")
         for e in cands:
             if e.classes & {"group", "account"}:
+                # kanidm: server/lib/src/plugins/spn.rs modify_inner with entry.rs
+                # generate_spn: the SPN follows the name; an entry without a name keeps the
+                # SPN it has (spn is not sync-owned, so a re-sent group without name keeps its
+                # old SPN); one with neither (a new stub) is InvalidEntryState.
                 name = e.first("name")
-                if name is None:
-                    # kanidm: plugins/spn.rs - no name, no SPN: InvalidEntryState.
+                if name is not None:
+                    e.set("spn", [f"{name}@{self.domain}"])
+                elif not e.attrs.get("spn"):
                     raise Rejection.of("invalidentrystate")
-                e.set("spn", [f"{name}@{self.domain}"])
         txn.write_unique(cands, before)
         # d. schema validation.
         for e in cands:

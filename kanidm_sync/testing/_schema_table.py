@@ -216,8 +216,10 @@ CLASSES: Final[Mapping[str, ClassDef]] = {
         ),
         _c(
             "group",
-            must=("name", "spn"),
-            may=("description", "mail", "member", "memberof", "directmemberof"),
+            # name is a may of group (SCHEMA_CLASS_GROUP_DL6 in kanidm v1.11.1
+            # migration_data/dl15/schema.rs): a synced group re-sent without name loses it.
+            must=("spn",),
+            may=("name", "description", "mail", "member", "memberof", "directmemberof"),
             sync=True,
         ),
         _c("posixgroup", must=("gidnumber",), supplements=("group",), sync=True),

@@ -233,3 +233,46 @@ def test_finalise_of_a_builtin_is_missingclass(store: Store) -> None:
     with pytest.raises(Rejection) as info:
         store.finalise(ADMIN)
     assert (500, {"missingclass": "sync_account"}) == (info.value.status, info.value.json())
+
+
+# --- name is a may of group, a must of person (dl15/schema.rs, plugins/spn.rs) ---------------
+
+
+def test_group_resent_without_name_loses_it(store: Store, account: uuid.UUID) -> None:
+    """SCHEMA_CLASS_GROUP_DL6: name is systemmay, spn systemmust; generate_spn keeps the SPN."""
+    uid = uuid.uuid4()
+    g = group(uid, "losesname")
+    apply(store, account, body([g]))
+    nameless = {k: v for k, v in g.items() if k != "name"}
+    apply(store, account, body([nameless], from_=C1, to=C2))
+    stored = store.entry(uid)
+    assert stored is not None
+    assert (None, ("losesname@kanidm.test",)) == (stored.name, stored.get("spn"))
+    assert None is store.entry("losesname")
+
+
+def test_the_kept_spn_still_blocks_the_old_name(store: Store, account: uuid.UUID) -> None:
+    """The nameless group keeps its SPN, which stays unique (attrunique.rs)."""
+    g = group(uuid.uuid4(), "oldname")
+    apply(store, account, body([g]))
+    apply(store, account, body([{k: v for k, v in g.items() if k != "name"}], from_=C1, to=C2))
+    again = {**group(uuid.uuid4(), "oldname"), "externalId": "cn=oldname-2,ou=groups"}
+    assert ["spn"] == conflict(store, account, body([again], from_=C2, to=C1))
+
+
+def test_new_group_without_name_is_invalidentrystate(store: Store, account: uuid.UUID) -> None:
+    """A new stub has neither name nor SPN: plugins/spn.rs cannot generate one."""
+    g = {k: v for k, v in group(uuid.uuid4(), "x").items() if k != "name"}
+    err = rejected(store, account, body([g]))
+    assert (500, "invalidentrystate") == (err.status, err.json())
+
+
+def test_person_resent_without_name_is_400(store: Store, account: uuid.UUID) -> None:
+    """SCHEMA_CLASS_PERSON_DL14: name is systemmust; the kept SPN satisfies account."""
+    p = person(uuid.uuid4(), "keepsname")
+    apply(store, account, body([p]))
+    err = rejected(store, account, body([{k: v for k, v in p.items() if k != "name"}], from_=C1))
+    assert (400, {"schemaviolation": {"missingmustattribute": ["name"]}}) == (
+        err.status,
+        err.json(),
+    )
