@@ -26,6 +26,8 @@ from store_helpers import (  # noqa: F401  # fixtures are used by name
     store_fixture,
 )
 
+from kanidm_sync.testing._entry import MutEntry
+from kanidm_sync.testing._schema_check import validate_entry
 from kanidm_sync.testing._store import Rejection, Store
 
 
@@ -276,3 +278,81 @@ def test_person_resent_without_name_is_400(store: Store, account: uuid.UUID) -> 
         err.status,
         err.json(),
     )
+
+
+# --- schema rules pooled over all classes (entry.rs Entry::validate) -------------------------
+
+
+def _schema_error(entry: MutEntry) -> object:
+    with pytest.raises(Rejection) as info:
+        validate_entry(entry)
+    assert 400 == info.value.status
+    return info.value.json()
+
+
+def test_supplements_are_pooled_over_all_classes(store: Store, account: uuid.UUID) -> None:
+    """Posixaccount's supplement (account) is not needed when posixgroup's (group) is present."""
+    uid = uuid.uuid4()
+    schemas = [URN + "group", URN + "posixgroup", URN + "posixaccount"]
+    apply(store, account, body([group(uid, "odd", schemas=schemas, gidnumber=70010)]))
+    stored = store.entry(uid)
+    assert stored is not None
+    assert {"group", "posixgroup", "posixaccount"} <= stored.classes
+
+
+def test_account_is_supplemented_by_posixaccounts_pooled_list(
+    store: Store, account: uuid.UUID
+) -> None:
+    """A group made an account: posixaccount's supplement list names account, which is present."""
+    uid = uuid.uuid4()
+    apply(store, account, body([group(uid, "grp")]))
+    schemas = [URN + "group", URN + "account", URN + "posixaccount"]
+    entry = group(uid, "grp", schemas=schemas, displayname="Grp", gidnumber=70011)
+    apply(store, account, body([entry], from_=C1, to=C2))
+    stored = store.entry(uid)
+    assert stored is not None
+    assert {"group", "account", "posixaccount"} <= stored.classes
+
+
+def test_unsatisfied_supplements_list_every_class_s_supplements() -> None:
+    """The error lists the pooled supplements, class by class in byte order."""
+    entry = MutEntry(uuid.uuid4(), {"object", "posixaccount", "posixgroup"}, {})
+    got = _schema_error(entry)
+    assert {"schemaviolation": {"supplementsnotsatisfied": ["account", "group"]}} == got
+    entry = MutEntry(uuid.uuid4(), {"object", "account", "posixaccount"}, {})
+    got = _schema_error(entry)  # account supplements posixaccount: on to the must check
+    assert {"schemaviolation": {"missingmustattribute": ["displayname", "spn", "gidnumber"]}} == got
+
+
+def test_excludes_are_pooled_over_all_classes(store: Store, account: uuid.UUID) -> None:
+    """Person excludes service_account and service_account excludes person: both listed."""
+    ent = person(uuid.uuid4(), "alice", schemas=[URN + "person", URN + "service_account"])
+    del ent["displayname"]
+    err = rejected(store, account, body([ent]))
+    expected = {"schemaviolation": {"excludesnotsatisfied": ["service_account", "person"]}}
+    assert (400, expected) == (err.status, err.json())
+
+
+def test_invalid_classes_are_listed_together() -> None:
+    entry = MutEntry(uuid.uuid4(), {"object", "zeta", "alpha"}, {})
+    assert {"schemaviolation": {"invalidclass": ["alpha", "zeta"]}} == _schema_error(entry)
+
+
+def test_missing_must_attributes_keep_duplicates_in_class_order() -> None:
+    """service_account and sync_account both require name: listed once per class."""
+    entry = MutEntry(uuid.uuid4(), {"object", "service_account", "sync_account"}, {})
+    expected = {"schemaviolation": {"missingmustattribute": ["name", "name"]}}
+    assert expected == _schema_error(entry)
+
+
+def test_attributes_are_checked_in_kanidms_attribute_order() -> None:
+    """account_valid_from precedes account_softlock_expire in the Attribute enum."""
+    attrs_: dict[str, list[object]] = {
+        "name": ["g"],
+        "spn": ["g@kanidm.test"],
+        "account_softlock_expire": ["x"],
+        "account_valid_from": ["x"],
+    }
+    entry = MutEntry(uuid.uuid4(), {"object", "group"}, attrs_)
+    expected = {"schemaviolation": {"attributenotvalidforclass": "account_valid_from"}}
+    assert expected == _schema_error(entry)
