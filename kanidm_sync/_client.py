@@ -41,6 +41,7 @@ from ._proto._codec import decode_sync_state
 from ._proto._flows import SYNC_PATH, Call, Lost, Outcome, apply_flow, reply_error
 from ._proto._state import SyncState
 from ._transport import (
+    APPLY_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     USER_AGENT,
@@ -113,6 +114,8 @@ class BaseClient:
             if isinstance(timeout, httpx.Timeout)
             else (DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout))
         )
+        # An apply waits for kanidmd's own 408 unless the caller chose a timeout.
+        self._apply_timeout = APPLY_TIMEOUT if timeout is None else self._timeout
         self._verify = ssl_verify(verify, ca_path) if isinstance(verify, bool) else verify
         self._max_retries = max_retries
         self._headers = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -167,7 +170,11 @@ class BaseClient:
 
     def _request_for_call(self, call: Call) -> httpx.Request:
         request = call_to_request(call, self._base_url, self._headers)
-        request.extensions = {"timeout": self._timeout.as_dict(), _IDEMPOTENT: call.idempotent}
+        timeout = self._apply_timeout if call.method == "POST" and call.path == SYNC_PATH else None
+        request.extensions = {
+            "timeout": (timeout or self._timeout).as_dict(),
+            _IDEMPOTENT: call.idempotent,
+        }
         return request
 
     def _build_get_state(self) -> httpx.Request:
@@ -360,7 +367,7 @@ class Client(BaseClient):
             ConfigError: the configuration names no ``uri``.
         """
         uri, timeout, verify = cls._config_settings(config)
-        return cls(
+        client = cls(
             uri,
             token=token,
             auth=auth,
@@ -368,6 +375,8 @@ class Client(BaseClient):
             verify=verify,
             allow_insecure_http=allow_insecure_http,
         )
+        client._apply_timeout = httpx.Timeout(APPLY_TIMEOUT.read, connect=timeout.connect)
+        return client
 
     def close(self) -> None:
         """Close the underlying httpx client if this client created it."""
@@ -586,7 +595,7 @@ class AsyncClient(BaseClient):
             ConfigError: the configuration names no ``uri``.
         """
         uri, timeout, verify = cls._config_settings(config)
-        return cls(
+        client = cls(
             uri,
             token=token,
             auth=auth,
@@ -594,6 +603,8 @@ class AsyncClient(BaseClient):
             verify=verify,
             allow_insecure_http=allow_insecure_http,
         )
+        client._apply_timeout = httpx.Timeout(APPLY_TIMEOUT.read, connect=timeout.connect)
+        return client
 
     async def aclose(self) -> None:
         """Close the underlying httpx client if this client created it."""

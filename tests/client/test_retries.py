@@ -171,3 +171,34 @@ async def test_async_get_retried_on_503() -> None:
         assert REFRESH == await client.get_state()
     assert ["GET", "GET"] == seen
     assert [0.5] == client.sleeps  # type: ignore[attr-defined]
+
+
+def test_apply_waits_longer_than_kanidmd_request_timeout() -> None:
+    """POST /scim/v1/Sync reads for 330 s by default (kanidmd answers 408 after 300 s).
+
+    Measured against kanidmd 1.11.1: one apply of 10,000 persons takes about 25 s and the
+    time grows faster than the entry count, so the 60 s of other calls is too short.
+    An explicit ``timeout=`` applies to every call.
+    """
+    import httpx as _httpx
+
+    from kanidm_sync import REFRESH, ActiveState, ChangeSet, Client
+
+    seen: dict[str, float] = {}
+
+    def handler(request: _httpx.Request) -> _httpx.Response:
+        seen[request.method] = request.extensions["timeout"]["read"]
+        body = b'"Refresh"' if request.method == "GET" else b"null"
+        return _httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    change = ChangeSet(from_state=REFRESH, to_state=ActiveState(b"c"))
+    for timeout, expected in (
+        (None, {"GET": 60.0, "POST": 330.0}),
+        (5.0, {"GET": 5.0, "POST": 5.0}),
+    ):
+        seen.clear()
+        with Client("https://idm.example.com", token="t.t.t", timeout=timeout) as client:
+            client._http = _httpx.Client(transport=_httpx.MockTransport(handler))
+            client.get_state()
+            client.apply(change)
+        assert expected == seen
