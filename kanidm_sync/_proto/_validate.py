@@ -18,7 +18,10 @@ Severity policy:
   external id that matches no entry of the ChangeSet (dropped silently), an entry that is
   sent and then deleted by the retention mode, an entry without external id among
   others, an attribute name this SDK does not know (an admin may have added it), a
-  name with upper-case letters (stored lower-cased), C1 control characters.
+  name with upper-case letters (stored lower-cased), C1 control characters, an SSH key
+  kanidmd stores although sshd cannot use it (wrong sizes, leftovers, certificates).
+* Values on which kanidmd 1.11.1 panics (a datetime outside years 0000-9999 in UTC, an SSH
+  key with a zero-length RSA/DSA number) are errors: the request would get no answer.
 
 Decisions worth knowing (each has a test):
 
@@ -44,13 +47,17 @@ from typing import Final
 from .._types import JSONValue
 from ._changeset import ChangeSet
 from ._checks import (
+    RFC3339_CRASH,
+    SSH_KEY_CRASH,
     derived_gidnumber,
     gidnumber_allowed,
+    has_control_chars,
     iname_problem,
     is_uuid,
     mail_ok,
-    parse_rfc3339,
     password_import_problem,
+    rfc3339_problem,
+    ssh_public_key_oddity,
     ssh_public_key_problem,
     totp_problems,
 )
@@ -404,17 +411,50 @@ class _Validator:
                 field,
             )
 
+    def empty(self, value: str, field: str) -> None:
+        """An empty UTF-8 string (kanidm: server/lib/src/valueset/utf8.rs ``validate``)."""
+        if not value:
+            self.add(
+                _ERROR,
+                "value.empty",
+                "an empty string is refused (invalidattributesyntax); omit the attribute",
+                field,
+            )
+
     def date(self, value: str | None, field: str) -> None:
-        if value is not None and parse_rfc3339(value) is None:
+        if value is None:
+            return
+        problem = rfc3339_problem(value)
+        if problem is None:
+            return
+        if problem == RFC3339_CRASH:
+            self.add(
+                _ERROR,
+                "date.range",
+                f"{value!r} lies outside years 0000-9999 in UTC: kanidmd crashes on it and "
+                "the request gets no answer",
+                field,
+            )
+        else:
             self.add(
                 _ERROR,
                 "date.rfc3339",
-                f"{value!r} is not an RFC 3339 timestamp (like 2030-01-31T00:00:00Z)",
+                f"{value!r} is not an RFC 3339 timestamp (like 2030-01-31T00:00:00Z): {problem}",
                 field,
             )
 
     def password(self, value: str | None, field: str) -> None:
         if value is None:
+            return
+        if has_control_chars(value):
+            # Checked as a UTF-8 value before the importer runs; the hash is not shown.
+            self.add(
+                _ERROR,
+                f"{field}.control_chars",
+                "the hash contains a line break, tab or other control character; kanidmd "
+                "refuses it (invalidattributesyntax)",
+                field,
+            )
             return
         problem = password_import_problem(value)
         if problem is not None:
@@ -428,6 +468,14 @@ class _Validator:
 
     def ssh_key(self, label: str, value: str, field: str, labels: set[str]) -> None:
         self.text(label, f"{field}.label")
+        if not label:
+            # kanidm: server/lib/src/valueset/ssh.rs `validate` refuses an empty label.
+            self.add(
+                _ERROR,
+                "ssh_publickey.label",
+                "an empty label is refused (invalidattributesyntax ssh_publickey)",
+                f"{field}.label",
+            )
         if label in labels:
             self.add(
                 _WARNING,
@@ -437,13 +485,29 @@ class _Validator:
             )
         labels.add(label)
         problem = ssh_public_key_problem(value)
-        if problem is not None:
+        if problem == SSH_KEY_CRASH:
+            self.add(
+                _ERROR,
+                "ssh_publickey.crash",
+                f"key {label!r}: {problem}; the request gets no answer",
+                field,
+            )
+        elif problem is not None:
             self.add(
                 _ERROR,
                 "ssh_publickey.syntax",
                 f"key {label!r}: {problem}; kanidmd answers 'sc0001incomingsshpublickey' (500)",
                 field,
             )
+        else:
+            oddity = ssh_public_key_oddity(value)
+            if oddity is not None:
+                self.add(
+                    _WARNING,
+                    "ssh_publickey.odd",
+                    f"key {label!r}: kanidmd stores it, but {oddity}; sshd will not use it",
+                    field,
+                )
 
     def ssh_keys(self, items: Iterable[SshPublicKey]) -> None:
         labels: set[str] = set()
@@ -529,8 +593,10 @@ class _Validator:
         self.name(e.name)
         if _HAS_CONTROL(e.displayname):
             self.text(e.displayname, "displayname")
+        self.empty(e.displayname, "displayname")
         if e.legalname is not None:
             self.text(e.legalname, "legalname")
+            self.empty(e.legalname, "legalname")
         self.account(e)
         self.totps(e.totp_import, e.password_import is not None)
         if e.posix is not None:
@@ -549,6 +615,7 @@ class _Validator:
                     "oauth2_account_provider",
                 )
             self.text(o.unique_user_id, "oauth2_account_unique_user_id")
+            self.empty(o.unique_user_id, "oauth2_account_unique_user_id")
             if o.unique_user_sub is None:
                 self.add(
                     _ERROR,
@@ -559,6 +626,7 @@ class _Validator:
                 )
             else:
                 self.text(o.unique_user_sub, "oauth2_account_unique_user_sub")
+                self.empty(o.unique_user_sub, "oauth2_account_unique_user_sub")
         if e.extra:
             classes = set(_PERSON_CLASSES)
             if e.posix is not None:
@@ -569,8 +637,10 @@ class _Validator:
 
     def group(self, e: Group) -> None:
         self.name(e.name)
-        if e.description is not None and _HAS_CONTROL(e.description):
-            self.text(e.description, "description")
+        if e.description is not None:
+            if _HAS_CONTROL(e.description):
+                self.text(e.description, "description")
+            self.empty(e.description, "description")
         if e.mail:
             self.mails(e.mail)
         if e.member:
@@ -589,8 +659,10 @@ class _Validator:
     def service_account(self, e: ServiceAccount) -> None:
         self.name(e.name)
         self.text(e.displayname, "displayname")
+        self.empty(e.displayname, "displayname")
         if e.description is not None:
             self.text(e.description, "description")
+            self.empty(e.description, "description")
         self.account(e)
         if e.posix is not None:
             self.posix_account(e.posix)
@@ -898,6 +970,8 @@ class _Validator:
                 self.password(value, spec.name)
             else:
                 self.text(value, field)
+                if syntax is Syntax.UTF8:
+                    self.empty(value, field)
             return
         if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
             self.wrong_type(spec, field, "a list of objects")

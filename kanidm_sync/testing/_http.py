@@ -49,8 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
         request = httpx.Request(self.command, url, headers=headers, content=body)
         try:
             response = self.fake(request)
-        except httpx.ReadError:
-            # A lost reply: the request was processed, the client gets no answer.
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # A lost reply (the request was processed) or a request kanidmd panics on (nothing
+            # was written): the client gets no answer.
             self.close_connection = True
             return
         except Exception:

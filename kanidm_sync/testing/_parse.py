@@ -19,7 +19,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal, TypeAlias
 
 import attrs
@@ -34,6 +34,7 @@ __all__ = [
     "ScimEntry",
     "ScimValue",
     "SyncRequest",
+    "Timestamp",
     "decode_cookie_b64",
     "parse_rfc3339",
     "parse_rust_uuid",
@@ -221,35 +222,86 @@ def decode_cookie_b64(text: str) -> bytes | None:
     return data
 
 
+# time 0.3.55 src/parsing/parsable.rs `impl Sealed for Rfc3339`: exactly four date digits,
+# any single ASCII byte between date and time, an optional fraction of any length
+# (nanoseconds kept), then Z/z or +hh:mm/-hh:mm.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+    r"(\d{4})-(\d{2})-(\d{2})[\x00-\x7f](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
 
 
-def parse_rfc3339(text: str) -> datetime | None:
-    """Parse an RFC 3339 timestamp (the ``time`` crate's ``Rfc3339`` format).
+@attrs.frozen
+class Timestamp:
+    """An RFC 3339 timestamp as kanidmd's ``time`` crate reads it.
+
+    Attributes:
+        utc: the instant in UTC to the minute, shifted by 400 years (one Gregorian cycle)
+            into the range Python's ``datetime`` handles; ``shift`` undoes it.
+        shift: years to add to ``utc.year`` for the real year.
+        second: the second (a leap second is already read as :59).
+        nanosecond: the fraction, in nanoseconds.
+    """
+
+    utc: datetime
+    shift: int
+    second: int
+    nanosecond: int
+
+    def render_utc(self) -> str | None:
+        """The form kanidmd stores (``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, no trailing zeros).
+
+        Returns:
+            The text, or ``None`` when the UTC year is outside 0000-9999, which kanidmd
+            cannot convert (``to_offset``) or format when writing the entry: it panics.
+        """
+        year = self.utc.year + self.shift
+        if not 0 <= year <= 9999:
+            return None
+        text = f"{year:04d}-{self.utc:%m-%dT%H:%M}:{self.second:02d}"
+        if self.nanosecond:
+            text += "." + f"{self.nanosecond:09d}".rstrip("0")
+        return text + "Z"
+
+
+def parse_rfc3339(text: str) -> Timestamp | None:
+    """Parse an RFC 3339 timestamp as kanidmd does (the ``time`` crate's ``Rfc3339``).
+
+    A space (or any other ASCII character) may stand for the ``T``; second 60 is read as
+    :59.999999999 and is only valid at 23:59 UTC on the last day of a month.
 
     Args:
         text: the candidate string.
 
     Returns:
-        An aware datetime, or ``None`` if the string is not RFC 3339.
+        The timestamp, or ``None`` if the ``time`` crate refuses the string.
     """
     m = _RFC3339.fullmatch(text)
     if m is None:
         return None
-    frac = m.group(7) or ""
-    # Python keeps microseconds only; the time crate keeps nanoseconds. Truncate.
-    micro = (frac[1:] + "000000")[:6] if frac else "000000"
-    tz = m.group(8)
-    tz = "+00:00" if tz in ("Z", "z") else tz
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    nanos = int(((m.group(7) or "") + "0" * 9)[:9])
+    sign, off_h, off_m = m.group(8), int(m.group(9) or 0), int(m.group(10) or 0)
+    if off_h > 23 or off_m > 59:
+        return None
+    leap = second == 60
+    if leap:
+        second, nanos = 59, 999_999_999
+    # The 400-year Gregorian cycle keeps weekdays and leap days: years 0000-9999 and
+    # their UTC neighbours -0001 and 10000 map into 1..9999.
+    shift = 400 if year < 5000 else -400
     try:
-        return datetime.fromisoformat(
-            f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
-            f".{micro}{tz}"
-        )
+        local = datetime(year + shift, month, day, hour, minute, second)
     except ValueError:
         return None
+    offset = timedelta(hours=off_h, minutes=off_m) * (-1 if sign == "-" else 1)
+    utc = local - offset
+    if leap:
+        last_day = (utc.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if (utc.hour, utc.minute, utc.day) != (23, 59, last_day.day):
+            return None
+    return Timestamp(utc.replace(second=0), -shift, second, nanos)
 
 
 # --- the generic value model ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from ._attr_order import attr_rank
 from ._entry import MutEntry
 from ._rejection import schema_error
 from ._schema_table import ATTRIBUTES, CLASSES, class_rules
-from ._values import iname_ok, utf8_ok
+from ._values import iname_ok, utf8_ok, valueset_ok
 
 __all__ = ["validate_entry"]
 
@@ -64,4 +64,6 @@ def validate_entry(e: MutEntry) -> None:
         if ATTRIBUTES[attr].syntax in ("utf8", "utf8_ci") and not all(
             utf8_ok(str(v)) for v in e.attrs[attr]
         ):
+            raise schema_error("invalidattributesyntax", attr)
+        if not valueset_ok(ATTRIBUTES[attr].syntax, e.attrs[attr]):
             raise schema_error("invalidattributesyntax", attr)

@@ -38,6 +38,7 @@ from ._auth import (
 )
 from ._store import Rejection, Store, parse_sync_request
 from ._tokens import b64url_encode
+from ._values import ServerPanic
 
 __all__ = ["FakeKanidm", "ProvisionedSyncAccount", "RecordedRequest"]
 
@@ -58,7 +59,8 @@ class RecordedRequest:
     Attributes:
         method: the HTTP method.
         path: the URL path.
-        status: the status answered (also when the reply was then dropped).
+        status: the status answered (also when the reply was then dropped); 0 when the
+            double closed the connection unanswered, as kanidmd does when it panics.
         operation_id: the ``X-KANIDM-OPID`` sent back (empty for 404 and injected faults).
         body: for ``POST /scim/v1/Sync`` only, the raw request body (the ChangeSet JSON);
             ``None`` otherwise. Hidden from the repr: it can hold password hashes.
@@ -156,14 +158,20 @@ class _Ctx:
 
 
 def _bearer(request: httpx.Request) -> str | None:
-    header: str | None = request.headers.get("authorization")
-    if header is not None:
-        # kanidm: server/core/src/https/extractors/mod.rs splits the header at its first
-        # space (`split_once(' ')`), matches the scheme word case-insensitively and parses
-        # the rest as a compact JWS; anything else is silently ignored (spec §2.1). So
-        # `Bearer  <token>` (two spaces) leaves " <token>", not a JWS: unauthenticated
-        # (checked against kanidmd 1.11.1). The HTTP layer trims the value's ends.
-        scheme, _, value = header.strip().partition(" ")
+    headers = request.headers.get_list("authorization")
+    if headers:
+        # kanidm: server/core/src/https/extractors/mod.rs takes the first Authorization
+        # header (`headers.get`), needs it to be visible ASCII or tab (http's
+        # `HeaderValue::to_str`), splits it at its first space (`split_once(' ')`), matches
+        # the scheme word case-insensitively and parses the rest as a compact JWS
+        # (compact_jwt `JwsCompact::from_str`); anything else is silently ignored (spec
+        # §2.1). So `Bearer  <token>` (two spaces) leaves " <token>", not a JWS:
+        # unauthenticated (checked against kanidmd 1.11.1), and so is `Bearer\t<token>`.
+        # httparse trims spaces and tabs at the value's ends before any of this.
+        header = headers[0].strip(" \t")
+        if not all(" " <= char <= "~" or char == "\t" for char in header):
+            return None
+        scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.count(".") == 2 and not _has_space(value):
             return value
         # Spec §2.1: the `bearer` cookie is only looked at *without* an Authorization
@@ -490,10 +498,24 @@ class FakeKanidm:
 
         Raises:
             httpx.ReadError: when :meth:`drop_next_response` asked to lose this reply.
+            httpx.RemoteProtocolError: a value on which kanidmd panics (a zero-length RSA
+                number in an SSH key, a datetime outside years 0000-9999 in UTC): like
+                kanidmd, the double closes the connection without answering, and nothing
+                is written.
         """
         request.read()
         with self._lock:
-            response, record = self._process(request)
+            try:
+                response, record = self._process(request)
+            except ServerPanic:
+                path = request.url.path
+                body = request.content if path == "/scim/v1/Sync" else None
+                self.history.append(
+                    RecordedRequest(request.method.upper(), path, 0, body=body, dropped=True)
+                )
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from None
             drop = _take(self._drops, record.path)
             if drop is not None:
                 record = attrs.evolve(record, dropped=True)

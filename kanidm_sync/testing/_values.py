@@ -13,7 +13,6 @@ purpose so that one bug cannot hide in both.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import struct
@@ -31,6 +30,7 @@ __all__ = [
     "ImportedTotp",
     "MailValue",
     "Reject",
+    "ServerPanic",
     "SshKeyValue",
     "convert",
     "credential_for",
@@ -41,7 +41,15 @@ __all__ = [
     "parse_password_hash",
     "parse_ssh_key",
     "utf8_ok",
+    "valueset_ok",
 ]
+
+
+class ServerPanic(Exception):
+    """A value on which kanidmd panics: the request gets no answer, nothing is written.
+
+    The HTTP half turns it into a connection closed without a response.
+    """
 
 
 class Reject(Exception):
@@ -76,7 +84,7 @@ class SshKeyValue:
 
     Attributes:
         label: the key's label (tag).
-        key: the OpenSSH line as sent.
+        key: the key as kanidmd stores and shows it (:func:`parse_ssh_key`).
     """
 
     label: str
@@ -140,12 +148,38 @@ def iname_ok(value: str) -> bool:
     )
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# kanidm: server/lib/src/value.rs `validate_str_escapes` (UNICODE_CONTROL_RE `[[:cntrl:]]`)
+# and `validate_singleline` (`[\n\r\t]`). The Rust regex crate's POSIX classes are ASCII
+# only, so `[[:cntrl:]]` is U+0000-U+001F and U+007F: C1 controls (U+0080-U+009F) and every
+# other Unicode format character are accepted.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def utf8_ok(value: str) -> bool:
-    """Whether a UTF-8 value has no line breaks, tabs or control characters (§3.9.2)."""
+    """Whether a UTF-8 value has no line breaks, tabs or ASCII control characters (§3.9.2)."""
     return _CONTROL.search(value) is None
+
+
+def valueset_ok(syntax: str, values: list[object]) -> bool:
+    """The checks kanidmd's value sets add at entry validation (spec §4.5 d).
+
+    kanidm: server/lib/src/valueset/utf8.rs and valueset/ssh.rs ``validate`` refuse an empty
+    string and an empty key label (``invalidattributesyntax``); the modification-time
+    value check (``Value::validate``) lets both through. Case-insensitive strings
+    (``loginshell``) may be empty.
+
+    Args:
+        syntax: the attribute's syntax in the schema table.
+        values: the entry's values of that attribute.
+
+    Returns:
+        False when kanidmd's schema validation refuses the value set.
+    """
+    if syntax == "utf8":
+        return all(v != "" for v in values)
+    if syntax == "sshkey":
+        return all(not isinstance(v, SshKeyValue) or v.label != "" for v in values)
+    return True
 
 
 # kanidm: server/lib/src/value.rs VALIDATE_EMAIL_RE (the WHATWG HTML5 "valid e-mail").
@@ -180,103 +214,260 @@ def gid_from_uuid(value: uuid.UUID) -> int:
     return 0x70000000 | (int.from_bytes(value.bytes[12:16], "big") & 0x0FFFFFFF)
 
 
-def _read_string(blob: bytes, pos: int) -> tuple[bytes, int] | None:
-    if pos + 4 > len(blob):
-        return None
-    (length,) = struct.unpack(">I", blob[pos : pos + 4])
-    end = pos + 4 + length
-    if end > len(blob):
-        return None
-    return blob[pos + 4 : end], end
+# --- OpenSSH public keys (kanidm: server/lib/src/idm/scim.rs via sshkey-attest ->
+# sshkeys 0.3.4 src/pubkey.rs `PublicKey::from_string`, `from_reader`, `encode`, Display) --
 
+# char::is_whitespace in Rust (Unicode White_Space); not Python's str.isspace, which also
+# takes U+001C..U+001F.
+_WS: Final = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
-def _read_fields(blob: bytes, count: int) -> list[bytes] | None:
-    pos = 0
-    out: list[bytes] = []
-    for _ in range(count):
-        got = _read_string(blob, pos)
-        if got is None:
-            return None
-        field, pos = got
-        out.append(field)
-    return out if pos == len(blob) else None
-
-
-# Number of length-prefixed fields after the type name, per key type.
-_SSH_FIELDS: Final = {
-    "ssh-ed25519": 1,
-    "ssh-rsa": 2,
-    "ssh-dss": 4,
-    "ecdsa-sha2-nistp256": 2,
-    "ecdsa-sha2-nistp384": 2,
-    "ecdsa-sha2-nistp521": 2,
-    "sk-ecdsa-sha2-nistp256@openssh.com": 3,
-    "sk-ssh-ed25519@openssh.com": 2,
+# name -> (plain name written into a re-encoded blob, field layout read by from_reader).
+_KEY_TYPES: Final = {
+    "ssh-rsa": ("ssh-rsa", "rsa"),
+    "ssh-rsa-cert-v01@openssh.com": ("ssh-rsa", "rsa"),
+    "ssh-dss": ("ssh-dss", "dsa"),
+    "ssh-dss-cert-v01@openssh.com": ("ssh-dss", "dsa"),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256", "ecdsa"),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384", "ecdsa"),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521", "ecdsa"),
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com": ("ecdsa-sha2-nistp256", "ecdsa"),
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com": ("ecdsa-sha2-nistp384", "ecdsa"),
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com": ("ecdsa-sha2-nistp521", "ecdsa"),
+    "sk-ecdsa-sha2-nistp256@openssh.com": ("sk-ecdsa-sha2-nistp256@openssh.com", "ecdsa-sk"),
+    "ssh-ed25519": ("ssh-ed25519", "ed25519"),
+    "ssh-ed25519-cert-v01@openssh.com": ("ssh-ed25519", "ed25519"),
+    "sk-ssh-ed25519@openssh.com": ("sk-ssh-ed25519@openssh.com", "ed25519-sk"),
 }
 
 
-def parse_ssh_key(line: str) -> bool:
-    """Whether a string is one OpenSSH public-key line kanidmd would accept.
+class _Short(Exception):
+    """The blob ran out (sshkeys' UnexpectedEof / InvalidFormat)."""
 
-    The line is ``<type> <base64 blob> [comment]``; the blob must decode, start with the
-    same type name and hold exactly the fields of that key type.
+
+def _take(blob: bytes, pos: int) -> tuple[bytes, int]:
+    # sshkeys src/reader.rs read_bytes: a u32 length, then that many bytes. Nothing checks
+    # that the blob ends after the last field.
+    if len(blob) - pos < 4:
+        raise _Short
+    size = struct.unpack(">I", blob[pos : pos + 4])[0]
+    if len(blob) - pos - 4 < size:
+        raise _Short
+    return blob[pos + 4 : pos + 4 + size], pos + 4 + size
+
+
+def _take_text(blob: bytes, pos: int) -> tuple[str, int]:
+    data, pos = _take(blob, pos)
+    try:
+        return data.decode("utf-8"), pos
+    except UnicodeDecodeError:
+        raise _Short from None
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _split_ws(text: str) -> tuple[str, str] | None:
+    """The split_whitespace of sshkeys: (text before the first whitespace, after the run)."""
+    for i, ch in enumerate(text):
+        if ch in _WS:
+            for j in range(i, len(text)):
+                if text[j] not in _WS:
+                    return text[:i], text[j:]
+            return None
+    return None
+
+
+def _b64_standard(text: str) -> bytes | None:
+    # The base64 crate's STANDARD engine: canonical padding, zero trailing bits.
+    if (
+        len(text) % 4
+        or re.fullmatch(r"[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", text) is None
+    ):
+        return None
+    data = base64.b64decode(text)
+    return data if base64.b64encode(data).decode() == text else None
+
+
+def parse_ssh_key(line: str) -> str | None:
+    """Parse an ``ssh_publickey`` value as kanidmd does; the key as kanidmd stores it.
+
+    Only the first line is read. It is split at Unicode whitespace into the key type, the
+    base64 blob and an optional comment (a line starting with whitespace has an empty key
+    type and fails). The key type must be one sshkeys knows (certificates included), the
+    blob canonical base64 whose embedded type equals it, and the blob must hold that
+    type's fields; their sizes, the ECDSA curve against the type, and bytes after the last
+    field are not checked.
 
     Args:
-        line: the candidate line.
+        line: the value as sent.
 
     Returns:
-        True when the key parses.
+        kanidmd's rendering of the stored key (``<type> <re-encoded blob> <comment>``,
+        with a trailing space when there is no comment), or ``None`` when kanidmd answers
+        ``sc0001incomingsshpublickey``.
+
+    Raises:
+        ServerPanic: a zero-length RSA or DSA number (sshkeys' ``read_mpint`` indexes an
+            empty vector and kanidmd panics).
     """
-    parts = line.strip().split(None, 2)
-    if len(parts) < 2 or parts[0] not in _SSH_FIELDS:
-        return False
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    fields = _read_fields(blob, 1 + _SSH_FIELDS[parts[0]])
-    if fields is None or fields[0] != parts[0].encode():
-        return False
-    if parts[0] == "ssh-ed25519":
-        return len(fields[1]) == 32
-    if parts[0] == "sk-ssh-ed25519@openssh.com":
-        return len(fields[1]) == 32
-    if parts[0].startswith(("ecdsa-", "sk-ecdsa-")):
-        curve = parts[0].split("@")[0].rsplit("-", 1)[1]
-        return fields[1] == curve.encode() and fields[2][:1] == b"\x04"
-    return True
-
-
-# --- password hash import (kanidm: libs/crypto/src/lib.rs) -----------------------------------
-
-_STD_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_AB64 = re.compile(r"[A-Za-z0-9./]*={0,2}")
-_CRYPT = re.compile(r"\$(1|5|6)\$(rounds=\d+\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]+")
-_ARGON2 = re.compile(
-    r"\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}"
-)
-_SHA_LEN: Final = {"sha": 20, "sha256": 32, "sha512": 64}
-
-
-def _b64(text: str, alphabet: re.Pattern[str]) -> bytes | None:
-    if alphabet.fullmatch(text) is None:
+    if not line:
         return None
-    raw = text.rstrip("=").replace(".", "+")
-    try:
-        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
+    first = line.split("\n", 1)[0]
+    if "\n" in line and first.endswith("\r"):
+        first = first[:-1]  # str::lines() drops the "\r" of a "\r\n"
+    head = _split_ws(first)
+    if head is None:
         return None
+    name, rest = head
+    tail = _split_ws(rest)
+    if tail is None:
+        data, comment = rest.rstrip("".join(_WS)), ""
+    else:
+        data, comment = tail
+    if name not in _KEY_TYPES:
+        return None
+    blob = _b64_standard(data)
+    if blob is None:
+        return None
+    plain, layout = _KEY_TYPES[name]
+    out = [_ssh_string(plain.encode())]
+    try:
+        embedded, pos = _take_text(blob, 0)
+        if embedded != name:
+            return None
+        if layout in ("rsa", "dsa"):
+            for _ in range(2 if layout == "rsa" else 4):
+                number, pos = _take(blob, pos)
+                if not number:
+                    raise ServerPanic("sshkeys read_mpint on an empty number")
+                # read_mpint drops one leading zero byte; write_mpint adds one back when
+                # the top bit is set.
+                number = number[1:] if number[0] == 0 else number
+                out.append(_ssh_string(b"\0" + number if number[:1] >= b"\x80" else number))
+        else:
+            if layout.startswith("ecdsa"):
+                curve, pos = _take_text(blob, pos)
+                if curve not in ("nistp256", "nistp384", "nistp521"):
+                    return None
+                out.append(_ssh_string(curve.encode()))
+            key, pos = _take(blob, pos)
+            out.append(_ssh_string(key))
+            if layout.endswith("-sk"):
+                application, pos = _take_text(blob, pos)
+                out.append(_ssh_string(application.encode()))
+    except _Short:
+        return None
+    return f"{name} {base64.b64encode(b''.join(out)).decode()} {comment}"
 
 
-def _pbkdf2_parts(rest: str, *, alphabet: re.Pattern[str]) -> bool:
-    parts = rest.split("$")
-    if len(parts) != 3 or not parts[0].isdigit():
+# --- password hash import (kanidm: libs/crypto/src/lib.rs `impl TryFrom<&str> for Password`,
+# v1.11.1; the argon2 branch parses a PHC string with password-hash 0.5 `PasswordHash::parse`)
+
+_B64_STD_CANONICAL = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_B64_URL_PADDED = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?")
+_B64_URL_BARE = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?")
+_B64_STD_BARE = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2,3})?")
+
+
+def _decode(
+    text: str, shape: re.Pattern[str], *, urlsafe: bool = False, trailing_bits: bool = False
+) -> bytes | None:
+    """A Rust base64 engine: alphabet and padding by ``shape``; zero trailing bits unless told."""
+    if shape.fullmatch(text) is None:
+        return None
+    bare = text.rstrip("=")
+    if urlsafe:
+        bare = bare.translate(str.maketrans("-_", "+/"))
+    data = base64.b64decode(bare + "=" * (-len(bare) % 4))
+    if not trailing_bits and base64.b64encode(data).decode().rstrip("=") != bare:
+        return None
+    return data
+
+
+def _u32(text: str) -> bool:
+    # `str::parse::<u32>`: ASCII digits after an optional '+', at most 4294967295.
+    digits = text[1:] if text.startswith("+") else text
+    return digits.isascii() and digits.isdigit() and int(digits) <= 0xFFFFFFFF
+
+
+def _ab64_to_b64(text: str) -> bytes | None:
+    # The `ab64_to_b64!` macro: '.' -> '+', then "==" / "=" appended for a length of 2 / 3
+    # modulo 4, then the standard alphabet with canonical padding and trailing bits allowed.
+    text = text.replace(".", "+")
+    text += ("", "", "==", "=")[len(text) % 4]
+    return _decode(text, _B64_STD_CANONICAL, trailing_bits=True)
+
+
+def _openldap_pbkdf2(scheme: str, rest: str) -> bool:
+    fields = rest.split("$")
+    if len(fields) != 3 or not _u32(fields[0]) or _ab64_to_b64(fields[1]) is None:
         return False
-    return _b64(parts[1], alphabet) is not None and bool(_b64(parts[2], alphabet))
+    key = _ab64_to_b64(fields[2])
+    return key is not None and len(key) >= (19 if scheme in ("pbkdf2", "pbkdf2-sha1") else 32)
+
+
+_PHC_CHARS = re.compile(r"[A-Za-z0-9/+.\-]*")
+
+
+def _phc_decimal(text: str) -> int | None:
+    # password-hash Value::decimal: ASCII digits, no leading zero, fits u32.
+    if not text or not (text.isascii() and text.isdigit()) or (text[0] == "0" and text != "0"):
+        return None
+    return int(text) if int(text) <= 0xFFFFFFFF else None
+
+
+def _argon2(phc: str) -> bool:
+    fields = phc.split("$")
+    if len(fields) < 2 or fields[0] != "":
+        return False
+    algorithm, queue = fields[1], fields[2:]
+    if re.fullmatch(r"[a-z0-9-]{1,32}", algorithm) is None:
+        return False
+    version: int | None = 19  # kanidm's default when the PHC string has none
+    if queue and queue[0].startswith("v=") and "," not in queue[0]:
+        raw = queue.pop(0)[2:]
+        if len(raw) > 64 or _PHC_CHARS.fullmatch(raw) is None:
+            return False
+        version = _phc_decimal(raw)
+        if version is None:
+            return False
+    params: dict[str, str] = {}
+    if queue and "=" in queue[0]:
+        text = queue.pop(0)
+        if len(text.encode()) > 127:
+            return False
+        for pair in text.split(","):
+            bits = pair.split("=")
+            if len(bits) != 2 or re.fullmatch(r"[a-z0-9-]{1,32}", bits[0]) is None:
+                return False
+            if len(bits[1]) > 64 or _PHC_CHARS.fullmatch(bits[1]) is None:
+                return False
+            if bits[0] not in params:
+                params[bits[0]] = bits[1]
+    if len(queue) != 2:
+        return False  # kanidm needs both the salt and the hash (more is PhcStringTrailingData)
+    salt, digest = queue
+    if not 4 <= len(salt) <= 64 or _PHC_CHARS.fullmatch(salt) is None:
+        return False
+    output = _decode(digest, _B64_STD_BARE)
+    if output is None or not 10 <= len(output) <= 64:
+        return False
+    if algorithm != "argon2id" or version not in (0x10, 0x13):
+        return False
+    if any(_phc_decimal(params.get(k, "")) is None for k in "mtp"):
+        return False
+    return _decode(salt, _B64_STD_BARE) is not None
+
+
+_LDAP_DIGESTS: Final = {"sha": 20, "sha256": 32, "sha512": 64}
 
 
 def parse_password_hash(value: str) -> str | None:
-    """Recognise a password-import hash (spec §3.9.5).
+    """Recognise a password-import hash exactly as kanidmd 1.11.1 does (spec §3.9.5).
 
     Args:
         value: the ``password_import`` / ``unix_password_import`` string.
@@ -286,47 +477,49 @@ def parse_password_hash(value: str) -> str | None:
         when kanidmd would fail with "unable to convert hash format".
     """
     if value.startswith("pbkdf2_sha256$"):
-        parts = value.split("$")
-        if len(parts) != 4 or not parts[1].isdigit() or not parts[2]:
+        # parse_django_password: the salt is taken as text, even empty.
+        fields = value.split("$")
+        if len(fields) != 4 or not _u32(fields[1]):
             return None
-        digest = _b64(parts[3], _STD_B64)
+        digest = _decode(fields[3], _B64_STD_CANONICAL)
         return "pbkdf2_sha256" if digest is not None and len(digest) >= 32 else None
     if value.startswith("ipaNTHash: "):
-        from ._parse import decode_cookie_b64  # same padding-indifferent URL-safe decoder
-
-        data = decode_cookie_b64(value[len("ipaNTHash: ") :])
-        return "nt_md4" if data else None
+        # parse_ipanthash: URL_SAFE_NO_PAD, else URL_SAFE; no length check (even empty).
+        body = value[len("ipaNTHash: ") :]
+        found = _decode(body, _B64_URL_BARE, urlsafe=True)
+        if found is None:
+            found = _decode(body, _B64_URL_PADDED, urlsafe=True)
+        return "nt_md4" if found is not None else None
     if value.startswith("sambaNTPassword: "):
-        try:
-            data = bytes.fromhex(value[len("sambaNTPassword: ") :])
-        except ValueError:
-            return None
-        return "nt_md4" if data else None
-    m = re.match(r"\{([A-Za-z0-9_-]+)\}", value)
-    if m is None:
+        # parse_sambantpassword: hex::decode, even length, either case, even empty.
+        body = value[len("sambaNTPassword: ") :]
+        return "nt_md4" if re.fullmatch(r"(?:[0-9a-fA-F][0-9a-fA-F])*", body) else None
+    if not value.startswith("{") or "}" not in value:
         return None
-    scheme, rest = m.group(1).upper(), value[m.end() :]
-    if scheme in ("PBKDF2", "PBKDF2-SHA1", "PBKDF2-SHA256", "PBKDF2-SHA512"):
-        ok = _pbkdf2_parts(rest, alphabet=_AB64)
-        return scheme.lower().replace("-", "_") if ok else None
-    if scheme == "ARGON2":
-        return "argon2id" if _ARGON2.fullmatch(rest) else None
-    if scheme == "CRYPT":
-        m2 = _CRYPT.fullmatch(rest)
-        return (
-            {"1": "crypt_md5", "5": "crypt_sha256", "6": "crypt_sha512"}[m2.group(1)]
-            if (m2)
-            else None
-        )
-    salted = scheme.startswith("SSHA")
-    base = scheme[1:] if salted else scheme
-    want = _SHA_LEN.get(base.lower())
-    if want is None:
-        return None  # includes {PBKDF2_SHA256}, explicitly refused by kanidmd
-    raw = _b64(rest, _STD_B64)
-    if raw is None or (len(raw) <= want if salted else len(raw) != want):
+    head, rest = value[1:].split("}", 1)
+    scheme = head.lower()  # to_lowercase: every scheme name is case-insensitive
+    if scheme in ("pbkdf2", "pbkdf2-sha1", "pbkdf2-sha256", "pbkdf2-sha512"):
+        return scheme.replace("-", "_") if _openldap_pbkdf2(scheme, rest) else None
+    if scheme == "argon2":
+        return "argon2id" if _argon2(rest) else None
+    if scheme == "crypt":
+        # parse_crypt keeps the text; only the prefix matters ($1$ also needs salt$hash).
+        if rest.startswith("$1$"):
+            return "crypt_md5" if "$" in rest[3:] else None
+        if rest.startswith("$5$"):
+            return "crypt_sha256"
+        return "crypt_sha512" if rest.startswith("$6$") else None
+    salted = scheme.startswith("ssha")
+    size = _LDAP_DIGESTS.get(scheme[1:] if salted else scheme)
+    if size is None:
+        return None  # pbkdf2_sha256 (389-ds binary form) is InvalidFormat; others NoDecoderFound
+    raw = _decode(rest, _B64_STD_CANONICAL)
+    if raw is None:
         return None
-    return scheme.lower()
+    if not salted:
+        return scheme if len(raw) == size else None
+    # split_at_checked accepts an empty salt for ssha and ssha256; ssha512 wants one byte.
+    return scheme if len(raw) > size or (len(raw) == size and scheme != "ssha512") else None
 
 
 def credential_for(kind: str, value: str, totps: tuple[str, ...] = ()) -> Credential:
@@ -342,26 +535,10 @@ def _unsupported(attr: str) -> Reject:
 
 
 def _totp_b64(text: str) -> bytes | None:
-    # URL-safe first, then standard; both require canonical "=" padding.
-    if len(text) % 4 != 0:
-        return None
-    for alphabet in (re.compile(r"[A-Za-z0-9_-]*={0,2}"), _STD_B64):
-        if alphabet.fullmatch(text) is None:
-            continue
-        try:
-            if "-" in text or "_" in text:
-                data = base64.urlsafe_b64decode(text)
-                canonical = base64.urlsafe_b64encode(data).decode()
-            else:
-                data = base64.b64decode(text, validate=True)
-                canonical = base64.b64encode(data).decode()
-        except (binascii.Error, ValueError):
-            continue
-        # [inferred] the Rust base64 crate refuses set unused bits in the last symbol
-        # ("AB==") by default, as for the cookie (spec §3.2); Python ignores them.
-        if canonical == text:
-            return data
-    return None
+    # kanidm: server/lib/src/idm/scim.rs: URL_SAFE.decode, else STANDARD.decode; both want
+    # canonical "=" padding and refuse set unused bits in the last symbol ("AB==").
+    found = _decode(text, _B64_URL_PADDED, urlsafe=True)
+    return found if found is not None else _decode(text, _B64_STD_CANONICAL)
 
 
 def _totp_item(item: Complex) -> ImportedTotp:
@@ -436,12 +613,18 @@ def convert(
                 raise _invalid(f"Reference uuid must a uuid or external_id - {a}")
             return [ref]
         if syn == "datetime":
+            # kanidm: server/lib/src/value.rs `Value::new_datetime_s`: parse, then to UTC.
             when = parse_rfc3339(s)
             if when is None:
                 raise _invalid(
                     f"value must be scim simple string with rfc3339 formatted datetime - {a}"
                 )
-            return [when]
+            stored = when.render_utc()
+            if stored is None:
+                # [inferred] beyond 9999 `to_offset` panics here; below 0000 the entry's
+                # RFC 3339 formatting panics later, when it is written.
+                raise ServerPanic(f"datetime out of range - {a}")
+            return [stored]
     if not multi and syn == "uint32" and type(value) is int:
         if not 0 <= value <= 0xFFFFFFFF:
             raise _invalid(f"Out of bounds unsigned integer - {a}")
@@ -493,9 +676,10 @@ def _convert_multi_complex(
             key = item.items["value"]
             if not isinstance(key, str):
                 raise _invalid(f"value must be scim simple string - {a}")
-            if not parse_ssh_key(key):
+            stored = parse_ssh_key(key)
+            if stored is None:
                 raise Reject("sc0001incomingsshpublickey")
-            out.append(SshKeyValue(label, key))
+            out.append(SshKeyValue(label, stored))
         return out
     if syn == "totp":
         return [_totp_item(item) for item in value.values]

@@ -27,6 +27,8 @@ from kanidm_sync._proto._checks import (
     password_import_format_ok,
     password_import_problem,
     password_import_scheme,
+    rfc3339_problem,
+    ssh_public_key_oddity,
     ssh_public_key_problem,
     totp_problems,
 )
@@ -302,7 +304,7 @@ class TestPasswordImport:
             ("hunter2", "not a recognised password hash format"),
             ("{PBKDF2_SHA256}AAAIAF...", "389-ds binary form"),
             ("{MD5}" + _b64(hashlib.md5(PW).digest()), "not a recognised"),
-            ("{Ssha}" + _b64(b"x" * 28), "not a recognised"),
+            ("{SHA1}" + _b64(b"x" * 20), "not a recognised"),
             ("pbkdf2_sha256$many$salt$" + _b64(b"x" * 32), "iteration count"),
             ("pbkdf2_sha256$1000$salt$" + _b64(b"x" * 31), "shorter than 32 bytes"),
             ("pbkdf2_sha256$1000$salt$" + _b64(b"x" * 32).rstrip("="), "not canonical"),
@@ -315,7 +317,8 @@ class TestPasswordImport:
             ("{SHA256}" + _b64(b"x" * 33), "not 32 bytes"),
             ("{SSHA256}" + _b64(b"x" * 31), "shorter than the 32-byte digest"),
             ("{SHA512}" + _b64(b"x" * 63), "not 64 bytes"),
-            ("{SSHA512}" + _b64(b"x" * 63), "shorter than the 64-byte digest"),
+            ("{SSHA512}" + _b64(b"x" * 63), "64-byte digest"),
+            ("{SSHA512}" + _b64(b"x" * 64), "no salt after the 64-byte digest"),
             ("{SSHA512}" + _b64(b"x" * 72).rstrip("=") + "!", "not canonical"),
             ("{CRYPT}$2b$10$abcdefghijklmnopqrstuv", "only $1$"),
             ("{CRYPT}$1$saltonly", "expected salt$hash"),
@@ -324,12 +327,13 @@ class TestPasswordImport:
             ("{PBKDF2-SHA256}1000$" + _ab64(SALT) + "$" + _ab64(b"x" * 31), "shorter than 32"),
             ("{PBKDF2}1000$" + _ab64(SALT) + "$" + _ab64(b"x" * 18), "shorter than 19"),
             ("{PBKDF2-SHA1}1000$!!$" + _ab64(b"x" * 20), "salt is not ab64"),
-            ("{pbkdf2-sha256}1000$" + _ab64(SALT) + "$" + _ab64(b"x" * 32), "not a recognised"),
+            ("{PBKDF2-SHA256}-1$" + _ab64(SALT) + "$" + _ab64(b"x" * 32), "iteration count"),
             ("{ARGON2}$argon2i$v=19$m=65536,t=3,p=1$c29tZXNhbHQ$" + "A" * 43, "argon2id"),
             ("{ARGON2}$argon2id$v=18$m=65536,t=3,p=1$c29tZXNhbHQ$" + "A" * 43, "version"),
             ("{ARGON2}$argon2id$v=19$m=65536,t=3$c29tZXNhbHQ$" + "A" * 43, "m, t and p"),
-            ("{ARGON2}$argon2id$v=19$m=x,t=3,p=1$c29tZXNhbHQ$" + "A" * 43, "malformed"),
-            ("{ARGON2}$argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHQ", "parameters, salt and hash"),
+            ("{ARGON2}$argon2id$v=19$m=x,t=3,p=1$c29tZXNhbHQ$" + "A" * 43, "m, t and p"),
+            ("{ARGON2}$argon2id$v=19$m=1;t=3,p=1$c29tZXNhbHQ$" + "A" * 43, "malformed"),
+            ("{ARGON2}$argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHQ", "hash is missing"),
             ("{ARGON2}$argon2id$v=19$m=65536,t=3,p=1$abc$" + "A" * 43, "salt"),
             ("{ARGON2}$argon2id$v=19$m=65536,t=3,p=1$c29tZXNhbHQ$AAAA", "hash"),
         ],
@@ -340,6 +344,21 @@ class TestPasswordImport:
         assert problem is not None
         assert needle in problem
         assert False is password_import_format_ok(value)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "{Ssha}" + _b64(b"x" * 28),
+            "{pbkdf2-sha256}1000$" + _ab64(SALT) + "$" + _ab64(b"x" * 32),
+            "{SSHA}" + _b64(b"x" * 20),
+            "pbkdf2_sha256$+1000$$" + _b64(b"x" * 32),
+            "ipaNTHash: ",
+            "{CRYPT}$6$",
+        ],
+    )
+    def test_odd_but_imported(self, value: str) -> None:
+        """Accepted by kanidmd 1.11.1: schemes are lower-cased, little beyond lengths is checked."""
+        assert None is password_import_problem(value)
 
     @pytest.mark.parametrize("label", sorted(VALID_HASHES))
     def test_messages_never_echo_the_hash(self, label: str) -> None:
@@ -439,26 +458,46 @@ class TestSsh:
         ("line", "needle"),
         [
             ("ntaouhtnhtnuehtnuhotnuhtneouhtneouh", "not an OpenSSH public key line"),
-            (
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAeGW1P6Pc2rPq0XqbRaDKBcXZUPRklo",
-                "does not hold a valid key",
-            ),
+            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAeGW1P6Pc2rPq0XqbRaDKBcXZUPRklo", "truncated"),
             ("ssh-rsa " + ED25519.split()[1], "does not match"),
-            ("ssh-ed25519 AAAA!!!!", "not an OpenSSH public key line"),
+            ("ssh-ed25519 AAAA!!!!", "not canonical"),
             (ED25519.split()[0] + " " + ED25519.split()[1][:-1], "not canonical"),
-            (_ssh_line("ssh-ed25519", b"k" * 31), "does not hold a valid key"),
-            (_ssh_line("ssh-ed25519", b"k" * 32, b"extra"), "does not hold a valid key"),
-            (_ssh_line("ecdsa-sha2-nistp256", b"nistp384", b"\x04" + b"x" * 64), "does not hold"),
-            (_ssh_line("ssh-ed25519-cert-v01@openssh.com", b"x"), "unsupported key type"),
+            (" " + ED25519, "starts with whitespace"),
+            ("ssh-ed448 " + ED25519.split()[1], "unsupported key type"),
+            (_ssh_line("ecdsa-sha2-nistp256", b"secp256k1", b"\x04" + b"x" * 64), "curve"),
+            (_ssh_line("ssh-rsa", b"", b"\x01n"), "crashes"),
             ("AA", "not an OpenSSH public key line"),
         ],
     )  # fmt: skip
     def test_refused_lines(self, line: str, needle: str) -> None:
-        """Garbage, truncated keys, mismatched types and certificates are refused."""
+        """Garbage, truncated keys, mismatched types and leading whitespace are refused."""
         problem = ssh_public_key_problem(line)
         assert problem is not None
         assert needle in problem
         assert None is parse_ssh_public_key(line)
+
+    @pytest.mark.parametrize(
+        ("line", "needle"),
+        [
+            (_ssh_line("ssh-ed25519", b"k" * 31), "not 32 bytes"),
+            (_ssh_line("ssh-ed25519", b"k" * 32, b"extra"), "extra bytes"),
+            (_ssh_line("ecdsa-sha2-nistp256", b"nistp384", b"\x04" + b"x" * 96), "curve"),
+            (_ssh_line("ecdsa-sha2-nistp256", b"nistp256", b"\x04"), "wrong size"),
+            (_ssh_line("ssh-ed25519-cert-v01@openssh.com", b"x"), "certificate"),
+            (ED25519 + "\nsecond line", "first line"),
+        ],
+    )  # fmt: skip
+    def test_odd_keys_are_accepted_with_a_note(self, line: str, needle: str) -> None:
+        """The sshkeys crate checks neither sizes nor leftovers: kanidmd stores these keys."""
+        oddity = ssh_public_key_oddity(line)
+        assert None is ssh_public_key_problem(line)
+        assert oddity is not None
+        assert needle in oddity
+
+    @pytest.mark.parametrize("line", [ED25519, ECDSA521, RSA, SK_ECDSA])
+    def test_sound_keys_have_no_oddity(self, line: str) -> None:
+        """Real keys are not flagged."""
+        assert None is ssh_public_key_oddity(line)
 
 
 class TestRfc3339:
@@ -472,10 +511,15 @@ class TestRfc3339:
             "2025-01-31T00:00:00.123456789-05:30",
             "1970-01-01T00:00:00+00:00",
             "2016-12-31T23:59:60Z",
+            "2016-12-31T22:59:60-01:00",
+            "2020-09-25 01:22:02+00:00",
+            "2020-09-25x01:22:02Z",
+            "0000-01-01T00:00:00Z",
+            "2020-09-25T01:22:02.1234567890123Z",
         ],
     )
     def test_accepted(self, text: str) -> None:
-        """Timestamps with offsets, Z, fractions and a leap second pass."""
+        """Offsets, Z, fractions, leap seconds and any ASCII date/time separator pass."""
         assert True is is_rfc3339(text)
 
     @pytest.mark.parametrize(
@@ -484,7 +528,9 @@ class TestRfc3339:
             "2020-09-25T01:22:02",
             "2020-09-25",
             "2020-09-25T01:22:02+10",
-            "2020-09-25 01:22:02+00:00",
+            "2020-09-25\u00a001:22:02+00:00",
+            "2020-09-25T01:22:02+10:60",
+            "2016-06-30T23:59:60+01:00",
             "2020-02-30T00:00:00Z",
             "2020-09-25T24:00:00Z",
             "2020-09-25T01:22:02+24:00",
@@ -495,8 +541,13 @@ class TestRfc3339:
         """Kanidmd's refused examples and impossible dates fail."""
         assert False is is_rfc3339(text)
 
+    @pytest.mark.parametrize("text", ["9999-12-31T23:00:00-01:00", "0000-01-01T00:30:00+01:00"])
+    def test_crash_range(self, text: str) -> None:
+        """Outside years 0000-9999 in UTC kanidmd panics; reported as its own problem."""
+        assert "crashes" in (rfc3339_problem(text) or "")
+
     def test_parse_keeps_the_offset(self) -> None:
-        """The parsed value is timezone-aware with the given offset."""
+        """The parsed value is the instant, in UTC."""
         parsed = parse_rfc3339("2020-09-25T11:22:02.5+10:00")
         expected = dt.datetime(2020, 9, 25, 1, 22, 2, 500000, tzinfo=dt.UTC)
         assert expected == parsed

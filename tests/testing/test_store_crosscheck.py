@@ -69,4 +69,6 @@ def test_password_formats(value: str) -> None:
 @pytest.mark.parametrize("line", SSH)
 def test_ssh_keys(line: str) -> None:
     """OpenSSH public-key lines."""
-    assert (_checks.parse_ssh_public_key(line) is not None) == _values.parse_ssh_key(line)
+    assert (_checks.parse_ssh_public_key(line) is not None) == (
+        _values.parse_ssh_key(line) is not None
+    )
