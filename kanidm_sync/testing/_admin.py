@@ -18,7 +18,7 @@ from ._entry import MutEntry, TokenSession, render, unique_keys
 from ._rejection import Rejection, schema_error
 from ._schema_check import validate_entry
 from ._schema_table import ATTRIBUTES
-from ._txn import StoreState, Txn
+from ._txn import StoreState, Txn, single_name
 from ._values import utf8_ok
 
 __all__ = ["AdminMixin"]
@@ -73,7 +73,7 @@ class AdminMixin(StoreState):
         entry.set("name", names)
         entry.set("description", descriptions)
         txn = Txn(self)
-        if any(n in self._denied_names for n in names):
+        if self.name_denied(None, entry, create=True):
             raise Rejection.of("valuedenyname")
         txn.check_unique([entry])
         validate_entry(entry)
@@ -221,12 +221,12 @@ class AdminMixin(StoreState):
                 raise Rejection.of("accessdenied")
         txn = Txn(self)
         before = {e0.uuid: unique_keys(e0)}
+        pre_name = single_name(e0)
         e = txn.mut(e0.uuid)
         for attr, conv in converted.items():
             e.set(attr, conv)
-        for v in e.attrs.get("name", ()):
-            if str(v) in self._denied_names:
-                raise Rejection.of("valuedenyname")
+        if self.name_denied(pre_name, e):
+            raise Rejection.of("valuedenyname")
         txn.write_unique([e], before)
         validate_entry(e)
         txn.commit()

@@ -24,7 +24,7 @@ from ._schema_table import (
     SYNC_URN_PREFIX,
     owned_attributes,
 )
-from ._txn import BUILTIN_LIMIT, RI_MESSAGE, StoreState, Txn
+from ._txn import BUILTIN_LIMIT, RI_MESSAGE, StoreState, Txn, single_name
 from ._values import (
     Credential,
     ImportedTotp,
@@ -212,8 +212,10 @@ class ApplyMixin(StoreState):
                 raise Rejection.of("modifyassertionfailed")
         cands: list[MutEntry] = []
         before: dict[uuid.UUID, list[tuple[str, object]]] = {}
+        pre_names: dict[uuid.UUID, str | None] = {}
         for plan in plans:
             before[plan.uuid] = unique_keys(txn.entries[plan.uuid])
+            pre_names[plan.uuid] = single_name(txn.entries[plan.uuid])
             e = txn.mut(plan.uuid)
             for cls in plan.classes:
                 e.classes.add(cls)
@@ -231,7 +233,7 @@ class ApplyMixin(StoreState):
             cands.append(e)
         # c. pre-processing plugins, each over all entries before the next.
         for e in cands:
-            if any(str(n) in self._denied_names for n in e.attrs.get("name", ())):
+            if self.name_denied(pre_names[e.uuid], e):  # only a changed name (plugins/valuedeny.rs)
                 raise Rejection.of("valuedenyname")
         for e in cands:
             if "oauth2_account" in e.classes and not e.attrs.get("oauth2_account_credential_uuid"):

@@ -24,7 +24,7 @@ from ._parse import parse_rust_uuid
 from ._rejection import Rejection, uniqueness_error
 from ._schema_table import REFERENCE_ATTRS
 
-__all__ = ["BUILTIN_LIMIT", "BUILTIN_UUIDS", "RI_MESSAGE", "StoreState", "Txn"]
+__all__ = ["BUILTIN_LIMIT", "BUILTIN_UUIDS", "RI_MESSAGE", "StoreState", "Txn", "single_name"]
 
 BUILTIN_LIMIT: Final = uuid.UUID("00000000-0000-0000-0001-000000000000")
 """kanidm's ``DYNAMIC_RANGE_MINIMUM_UUID``: UUIDs below it are the system's own."""
@@ -73,6 +73,22 @@ class StoreState:
         """Set the system's ``denied_name`` list (names refused with ``valuedenyname``)."""
         self._denied_names = frozenset(n.lower() for n in names)
 
+    def name_denied(self, before: str | None, after: MutEntry, *, create: bool = False) -> bool:
+        """Whether the value-deny plugin refuses ``after``, whose name was ``before``.
+
+        kanidm: server/lib/src/plugins/valuedeny.rs ``pre_create_transform`` and ``modify``:
+        entries below ``DYNAMIC_RANGE_MINIMUM_UUID`` are exempt; on a create the single
+        ``name`` is checked, on a modify only a name that differs from the one before. A name
+        with several values is not looked at (``get_ava_single_iname``); schema validation
+        refuses it later.
+        """
+        if not self._denied_names or after.uuid < BUILTIN_LIMIT:
+            return False
+        post = single_name(after)
+        if post is None or (not create and before == post):
+            return False
+        return post in self._denied_names
+
     def _require_sync_account(self, account: uuid.UUID) -> MutEntry:
         e = self._entries.get(account)
         if e is None or e.state != "live" or "sync_account" not in e.classes:
@@ -93,6 +109,12 @@ class StoreState:
         if hit is None and low.endswith("@" + self.domain):
             hit = self._unique.get(("name", low[: -len(self.domain) - 1]))
         return hit
+
+
+def single_name(entry: MutEntry) -> str | None:
+    """The entry's ``name`` if it has exactly one (kanidm's ``get_ava_single_iname``)."""
+    names = entry.attrs.get("name", ())
+    return str(names[0]) if len(names) == 1 else None
 
 
 class Txn:

@@ -356,3 +356,43 @@ def test_attributes_are_checked_in_kanidms_attribute_order() -> None:
     entry = MutEntry(uuid.uuid4(), {"object", "group"}, attrs_)
     expected = {"schemaviolation": {"attributenotvalidforclass": "account_valid_from"}}
     assert expected == _schema_error(entry)
+
+
+# --- value-deny names only when a name changes (plugins/valuedeny.rs) -------------------------
+
+
+def test_unchanged_denied_name_passes(store: Store, account: uuid.UUID) -> None:
+    """ValueDeny::modify: a denied name that does not change is not refused."""
+    g = group(uuid.uuid4(), "legacy")
+    apply(store, account, body([g]))
+    store.set_denied_names(["legacy"])
+    apply(store, account, body([{**g, "description": "still here"}], from_=C1, to=C2))
+
+
+def test_changing_to_a_denied_name_is_valuedenyname(store: Store, account: uuid.UUID) -> None:
+    g = group(uuid.uuid4(), "fine")
+    apply(store, account, body([g]))
+    store.set_denied_names(["legacy"])
+    err = rejected(store, account, body([{**g, "name": "legacy"}], from_=C1, to=C2))
+    assert (500, "valuedenyname") == (err.status, err.json())
+
+
+def test_entries_below_the_dynamic_range_are_exempt(store: Store, account: uuid.UUID) -> None:
+    """UUIDs below DYNAMIC_RANGE_MINIMUM_UUID skip the value-deny plugin."""
+    store.set_denied_names(["legacy"])
+    low = uuid.UUID("00000000-0000-0000-0000-0000000000ab")
+    apply(store, account, body([group(low, "legacy")]))
+    assert low == store.resolve("legacy")
+
+
+def test_sync_account_patch_keeps_a_denied_name(store: Store) -> None:
+    """A3 checks the name on create; a later patch only checks a changed name."""
+    account = store.create_sync_account("legacy_sync")
+    store.set_denied_names(["legacy_sync", "other_denied"])
+    store.patch_sync_account(account, {"description": ["patched"]})
+    with pytest.raises(Rejection) as info:
+        store.patch_sync_account(account, {"name": ["other_denied"]})
+    assert (500, "valuedenyname") == (info.value.status, info.value.json())
+    with pytest.raises(Rejection) as info:
+        store.create_sync_account("other_denied")
+    assert (500, "valuedenyname") == (info.value.status, info.value.json())
