@@ -158,7 +158,7 @@ def main() -> None:
             work = pathlib.Path(tmp)
             data = work / "data.ldif"
             write_ldif(data, persons, groups)
-            slapd = Slapd(work / "slapd", seed=(LAB / "seed.ldif", data))
+            slapd = Slapd(work / "slapd", seed=(LAB / "seed.ldif", data), max_size=2**31)
             slapd.start()
             ours = Side(args.kanidmd, work, "ours")
             theirs = Side(args.kanidmd, work, "theirs") if args.kanidm_ldap_sync else None

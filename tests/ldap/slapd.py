@@ -70,6 +70,7 @@ class Slapd:
         sessionlog: syncprov's session log size; 0 means none (deletes then come
             through the present phase).
         seed: LDIF files loaded offline before start (the lab seed by default).
+        max_size: the LMDB map size in bytes (100 MiB by default: not enough for 80,000 bench persons).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class Slapd:
         port: int | None = None,
         sessionlog: int = 100,
         seed: tuple[pathlib.Path, ...] = (LAB / "seed.ldif",),
+        max_size: int = 104857600,
     ) -> None:
         slapd, slapadd = find_binary("slapd"), find_binary("slapadd")
         if slapd is None or slapadd is None:
@@ -88,6 +90,7 @@ class Slapd:
         self.port = port or free_port()
         self.sessionlog = sessionlog
         self.seed = seed
+        self.max_size = max_size
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,6 +110,7 @@ class Slapd:
             .replace("@LAB@", str(LAB))
             .replace("@LOGLEVEL@", "none")
             .replace("@SESSIONLOG_LINE@", sessionlog)
+            .replace("olcDbMaxSize: 104857600", f"olcDbMaxSize: {self.max_size}")
         )
         (self.state / "config.ldif").write_text(config, encoding="utf-8")
         self._run(
