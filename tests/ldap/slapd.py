@@ -70,7 +70,7 @@ class Slapd:
         sessionlog: syncprov's session log size; 0 means none (deletes then come
             through the present phase).
         seed: LDIF files loaded offline before start (the lab seed by default).
-        max_size: the LMDB map size in bytes (100 MiB by default: not enough for 80,000 bench persons).
+        max_size: the LMDB map size in bytes (default 100 MiB, too small for 80,000 persons).
     """
 
     def __init__(
