@@ -23,7 +23,11 @@ Options (and environment variables) that give a real kanidmd:
         (``KANIDM_SYNC_TEST_ADMIN_PASSWORD``), ``--kanidm-idm-admin-password``
         (``KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD``) and optionally ``--kanidm-ca PATH``
         (``KANIDM_SYNC_TEST_CA``): an existing *test* server. The tests are destructive, so
-        the session refuses to start when that server holds a sync account.
+        they refuse to run when that server holds a sync account.
+
+A real server that was asked for but cannot be used (it did not start, it holds sync accounts,
+a password is missing) fails the ``[kanidmd]`` tests with the reason; with none asked for they
+skip.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class _RealServer:
         self.ca_path: str | None = None
         self.passwords: dict[str, str] = {}
         self.error: str | None = None
+        self.configured = False
         self.started = False
 
     def ensure(self) -> None:
@@ -107,6 +112,7 @@ class _RealServer:
         self.started = True
         binary = self.config.getoption("--kanidmd")
         url = self.config.getoption("--kanidm-url")
+        self.configured = bool(binary or url)
         if binary:
             from kanidm_sync.testing import Kanidmd, KanidmdError
 
@@ -173,6 +179,17 @@ class _RealServer:
 _SERVER_KEY = pytest.StashKey[_RealServer]()
 
 
+def _require(server: _RealServer) -> None:
+    """Skip without a real server; fail when one was asked for but cannot be used."""
+    server.ensure()
+    if server.error is None:
+        return
+    if server.configured:
+        # A real server was asked for: a run that quietly skipped it would look green.
+        pytest.fail(server.error, pytrace=False)
+    pytest.skip(server.error)
+
+
 def _real_server(config: pytest.Config) -> _RealServer:
     if _SERVER_KEY not in config.stash:
         config.stash[_SERVER_KEY] = _RealServer(config)
@@ -189,9 +206,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def kanidmd_server(request: pytest.FixtureRequest) -> Kanidmd:
     """The session's throwaway kanidmd (``--kanidmd``); skips the test without one."""
     server = _real_server(request.config)
-    server.ensure()
-    if server.error is not None:
-        pytest.skip(server.error)
+    _require(server)
     if server.process is None:
         pytest.skip("this test needs a kanidmd binary (--kanidmd), not only --kanidm-url")
     return server.process
@@ -211,9 +226,7 @@ def kanidm_target(request: pytest.FixtureRequest) -> Iterator[KanidmTarget]:
         yield FakeTarget()
         return
     server = _real_server(request.config)
-    server.ensure()
-    if server.error is not None:
-        pytest.skip(server.error)
+    _require(server)
     target = server.target()
     try:
         yield target

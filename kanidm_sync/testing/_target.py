@@ -117,12 +117,17 @@ class KanidmTarget(abc.ABC):
         is_real: ``True`` for a real kanidmd.
         domain: the server's domain (the part after ``@`` in SPNs).
         ca_path: a PEM CA file to trust for ``url`` (``None``: the system's roots, or no TLS).
+        reads_sync_attributes: whether :meth:`entry` shows ``sync_external_id`` and
+            ``sync_parent_uuid``. kanidmd lets no account read them through its API, so a
+            real server given only by URL cannot show them; the double and a local
+            :class:`~kanidm_sync.testing.Kanidmd` (read through ``kanidmd db-scan``) can.
     """
 
     url: str
     is_real: bool
     domain: str
     ca_path: str | None = None
+    reads_sync_attributes: bool = True
 
     def __init__(self) -> None:
         self._accounts: list[str] = []
@@ -332,6 +337,7 @@ class KanidmdTarget(KanidmTarget):
     ) -> None:
         super().__init__()
         self._kanidmd = kanidmd
+        self.reads_sync_attributes = kanidmd is not None
         self.url = url.rstrip("/")
         self.domain = domain or (httpx.URL(self.url).host or "localhost")
         self._passwords: dict[str, str] = {
