@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 
@@ -51,3 +52,54 @@ def test_testing_package_does_not_import_pytest() -> None:
         "assert 'pytest' not in sys.modules and '_pytest' not in sys.modules, 'pytest imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture
+def no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The options' environment variables would point the inner run at a real server."""
+    for name in (
+        "KANIDM_SYNC_KANIDMD",
+        "KANIDM_SYNC_TEST_URL",
+        "KANIDM_SYNC_TEST_ADMIN_PASSWORD",
+        "KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD",
+        "KANIDM_SYNC_TEST_CA",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+TARGET_TEST = """
+def test_on_any_kanidm(kanidm_target):
+    account = kanidm_target.provision_sync_account("plugin_sync")
+    assert account.token
+"""
+
+
+@pytest.mark.usefixtures("no_server_env")
+def test_kanidm_target_skips_without_a_server(pytester: pytest.Pytester) -> None:
+    """[fake] runs; [kanidmd] skips with the reason when no real server is asked for."""
+    pytester.makepyfile(TARGET_TEST)
+    result = pytester.runpytest("-W", "error", "-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no real kanidmd: give --kanidmd PATH*"])
+
+
+@pytest.mark.usefixtures("no_server_env")
+def test_kanidm_target_fails_when_the_asked_server_cannot_start(
+    pytester: pytest.Pytester, tmp_path: pathlib.Path
+) -> None:
+    """A kanidmd that was asked for but is not there fails [kanidmd]: no silent green run."""
+    pytester.makepyfile(TARGET_TEST)
+    missing = tmp_path / "no-such-kanidmd"
+    result = pytester.runpytest("-W", "error", "-p", "no:cacheprovider", "--kanidmd", str(missing))
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*is not an executable file*"])
+
+
+@pytest.mark.usefixtures("no_server_env")
+def test_kanidm_url_needs_both_passwords(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TARGET_TEST)
+    result = pytester.runpytest(
+        "-W", "error", "-p", "no:cacheprovider", "--kanidm-url", "https://idm.invalid"
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*--kanidm-url needs --kanidm-admin-password*"])
