@@ -44,8 +44,12 @@ def test_docs_fixture_example_passes(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=fixture_block.count("def test_"))
 
 
-def test_docs_target_example_runs_on_both(pytester: pytest.Pytester) -> None:
+def test_docs_target_example_runs_on_both(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The kanidm_target block passes on the double; [kanidmd] skips without a server."""
+    for name in ("KANIDM_SYNC_KANIDMD", "KANIDM_SYNC_TEST_URL"):
+        monkeypatch.delenv(name, raising=False)
     _, target_block = [b for b in blocks() if "def test_" in b]
     pytester.makepyfile(target_block)
     result = pytester.runpytest("-W", "error", "-ra", "-p", "no:cacheprovider")
