@@ -44,7 +44,7 @@ from ._exceptions import (
     ValidationError,
 )
 from ._guards import DeletionGuardError, GuardError, Guards, SourceGuardError
-from ._plan import Action, EntryChange, Plan
+from ._plan_model import Action, EntryChange, Plan
 from ._proto._admin import SyncAccountInfo, TokenInfo
 from ._proto._changeset import ChangeSet
 from ._proto._entries import (

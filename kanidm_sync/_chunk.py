@@ -1,9 +1,10 @@
 """Splitting one logical change into several applies that each fit Kanidm's body limit.
 
 Owns: measuring the encoded size of entries, ordering entries so that references resolve,
-packing them into chunks under ``max_bytes``, the intermediate "chunk cookies" that chain
-the chunks (also requests prepared elsewhere: :func:`chain_requests`, used for the
-delete-first request), and parsing those cookies back when a run resumes after a crash.
+packing them into chunks under ``max_bytes``, and chaining them with intermediate "chunk
+cookies" (also requests prepared elsewhere: :func:`chain_requests`, used for the first
+request that releases values or deletes, ``_release``). The cookies themselves, and
+parsing them back when a run resumes after a crash, are in ``_chunk_cookie``.
 
 Must not: do I/O, log, read a clock, or talk to Kanidm. It is pure and deterministic: the
 same input always gives the same chunks, which is what makes a crashed run resumable.
@@ -17,9 +18,10 @@ Why chunks are shaped this way (docs/runner.md has the long version):
   live entry is *silently dropped* and a UUID that matches nothing fails the apply
   (spec §3.9.1). So an entry is placed after every entry it references; entries caught in
   a reference cycle that the packing split across chunks move to the final chunk.
-* Kanidm checks uniqueness per apply (spec §4.5 c): entries that exchange a unique value
-  (a rename swap) are packed as one unit, or the earlier of their chunks would fail on
-  every run.
+* Which request an entry goes in does not matter for uniqueness: kanidmd checks it against
+  the database as it was before each apply, so entries that exchange a unique value fail
+  even inside one request. The values they take are freed by an earlier request
+  (``_release``), after which any split is safe.
 * Only the final chunk carries the retention rule and the real ``to_state``; the others
   record a chunk cookie (``kanidm-sync-chunk:v1:<digest>:<i>/<n>:<base>``). The digest
   covers the final cookie and the layout of every chunk, so a resumed run can tell whether
@@ -38,7 +40,6 @@ Why chunks are shaped this way (docs/runner.md has the long version):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import heapq
 import uuid
@@ -47,6 +48,13 @@ from typing import Final
 
 import attrs
 
+from ._chunk_cookie import (
+    CHUNK_COOKIE_PREFIX,
+    DIGEST_CHARS,
+    ChunkCookie,
+    parse_chunk_cookie,
+    root_state,
+)
 from ._exceptions import KanidmSyncError
 from ._proto._changeset import ChangeSet
 from ._proto._codec import dumps, encode_changeset_json, encode_entry, encode_retention
@@ -61,6 +69,7 @@ __all__ = [
     "ChunkingError",
     "Split",
     "chain_requests",
+    "empty_request_size",
     "encoded_size",
     "external_references",
     "has_references",
@@ -68,6 +77,7 @@ __all__ = [
     "keep_alive",
     "order_by_references",
     "parse_chunk_cookie",
+    "root_state",
     "split_changes",
 ]
 
@@ -77,82 +87,12 @@ KANIDM_MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES: Final = 30 * 1024 * 1024
 """The runner's default limit: 2 MiB below Kanidm's, as headroom for proxies and headers."""
 
-CHUNK_COOKIE_PREFIX: Final = b"kanidm-sync-chunk:v1:"
-"""Every intermediate cookie starts with these bytes."""
-
-_DIGEST_CHARS: Final = 32
-
 
 class ChunkingError(KanidmSyncError):
     """Raised when a change cannot be split into requests under the size limit.
 
     The message says which part does not fit and what to do about it.
     """
-
-
-@attrs.frozen
-class ChunkCookie:
-    """A parsed intermediate cookie: Kanidm is part-way through a chunked run.
-
-    Attributes:
-        digest: identifies the split (final cookie and chunk layout) being applied.
-        index: how many chunks are committed (1-based index of the last one).
-        total: how many chunks the split has.
-        base: the state the chunked run started from (what the source must be asked
-            again to rebuild the same split).
-    """
-
-    digest: str
-    index: int
-    total: int
-    base: SyncState
-
-    def encode(self) -> bytes:
-        """The cookie bytes (what Kanidm stores as the intermediate state)."""
-        if isinstance(self.base, ActiveState):
-            base_part = b"A" + base64.urlsafe_b64encode(self.base.cookie).rstrip(b"=")
-        else:
-            base_part = b"R"
-        return b"%s%s:%d/%d:%s" % (
-            CHUNK_COOKIE_PREFIX,
-            self.digest.encode("ascii"),
-            self.index,
-            self.total,
-            base_part,
-        )
-
-
-def parse_chunk_cookie(state: SyncState) -> ChunkCookie | None:
-    """Recognise an intermediate chunk cookie.
-
-    Args:
-        state: Kanidm's current state.
-
-    Returns:
-        The parsed cookie, or ``None`` when the state is Refresh or an ordinary cookie
-        (including a malformed chunk cookie, which is then treated as a source cookie).
-    """
-    if not isinstance(state, ActiveState) or not state.cookie.startswith(CHUNK_COOKIE_PREFIX):
-        return None
-    rest = state.cookie[len(CHUNK_COOKIE_PREFIX) :]
-    try:
-        digest_b, position, base_part = rest.split(b":", 2)
-        index_b, total_b = position.split(b"/")
-        index, total = int(index_b), int(total_b)
-        digest = digest_b.decode("ascii")
-        base: SyncState
-        if base_part == b"R":
-            base = RefreshState()
-        elif base_part.startswith(b"A"):
-            raw = base_part[1:]
-            base = ActiveState(base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4)))
-        else:
-            return None
-    except ValueError:
-        return None
-    if not 1 <= index < total or len(digest) != _DIGEST_CHARS:
-        return None
-    return ChunkCookie(digest=digest, index=index, total=total, base=base)
 
 
 def encoded_size(entry: Entry) -> int:
@@ -309,6 +249,23 @@ def _request_size(
     return _overhead(from_state, to_state) + total + max(n - 1, 0) + _retain_extra(retain)
 
 
+def empty_request_size(
+    from_state: SyncState, to_state: SyncState, retain: RetentionMode | None = None
+) -> int:
+    """The bytes of a request carrying no entry; each entry adds its size and one comma.
+
+    Args:
+        from_state: the request's ``from_state``.
+        to_state: the request's ``to_state``.
+        retain: the request's retention rule (``Ignore`` when omitted).
+
+    Returns:
+        The encoded length of the request with an empty entry list.
+    """
+    extra = 0 if retain is None else _retain_extra(retain)
+    return _overhead(from_state, to_state) + extra
+
+
 def _retain_extra(retain: RetentionMode) -> int:
     return len(dumps(encode_retention(retain))) - len(dumps(encode_retention(RetainIgnore())))
 
@@ -316,7 +273,7 @@ def _retain_extra(retain: RetentionMode) -> int:
 def _chunk_cookie_bound(base: SyncState, total_guess: int) -> SyncState:
     # The longest intermediate cookie this split can use, to budget the to_state.
     probe = ChunkCookie(
-        digest="0" * _DIGEST_CHARS, index=total_guess, total=total_guess * 10, base=base
+        digest="0" * DIGEST_CHARS, index=total_guess, total=total_guess * 10, base=base
     )
     return ActiveState(probe.encode())
 
@@ -331,7 +288,6 @@ def split_changes(
     keep_alive_ids: Sequence[uuid.UUID] = (),
     chunk_base: SyncState | None = None,
     sizes: Sequence[int] | None = None,
-    units: Sequence[int] | None = None,
 ) -> Split:
     """Turn one logical change into the fewest requests that each fit in ``max_bytes``.
 
@@ -344,13 +300,11 @@ def split_changes(
         keep_alive_ids: when ``from_state`` is Refresh and the change needs several
             requests, ids the first request must list so that the refresh cleanup keeps
             them (normally every id of the full image); ignored otherwise.
-        chunk_base: the state recorded in chunk cookies as where the run started
+        chunk_base: the state recorded in chunk cookies as where the run started (the
+            base of a chunk cookie given here is recorded instead, see ``root_state``)
             (defaults to ``from_state``).
         sizes: the encoded size of each entry, when the caller already measured them
             (see :func:`encoded_size`).
-        units: for each entry, a unit number; entries with the same number are kept in
-            one request when they fit (entries that exchange a name, mail, gidnumber or
-            external id must be applied together, spec §4.5 c).
 
     Returns:
         The split; a single request when everything fits.
@@ -359,7 +313,7 @@ def split_changes(
         ChunkingError: a single entry, the retention rule or the refresh keep-alive list
             is larger than one request can carry.
     """
-    base = from_state if chunk_base is None else chunk_base
+    base = root_state(from_state if chunk_base is None else chunk_base)
     single = ChangeSet(from_state=from_state, to_state=to_state, entries=entries, retain=retain)
     if sizes is None:
         sizes = [encoded_size(e) for e in entries]
@@ -368,14 +322,11 @@ def split_changes(
     plain = _request_size(from_state, to_state, sizes, retain)
     if plain <= max_bytes:
         return Split(requests=(single,), sizes=(plain,))
-    if units is not None and len(units) != len(entries):
-        raise ValueError("units must have one value per entry")
     return _split(
         from_state=from_state,
         to_state=to_state,
         entries=entries,
         sizes=sizes,
-        units=units,
         retain=retain,
         max_bytes=max_bytes,
         keep_alive_ids=keep_alive_ids,
@@ -393,7 +344,6 @@ def _split(
     max_bytes: int,
     keep_alive_ids: Sequence[uuid.UUID],
     base: SyncState,
-    units: Sequence[int] | None,
 ) -> Split:
     refresh = isinstance(from_state, RefreshState)
     cookie_bound = _chunk_cookie_bound(base, 1 + sum(sizes) // max(max_bytes // 2, 1))
@@ -445,33 +395,13 @@ def _split(
             )
         chunks = [first, []]
         rest = [i for i in order if i not in taken]
-    # Entries of one unit (entries exchanging unique values, see split_changes) travel
-    # together: Kanidm checks uniqueness per apply, so a swap split across two requests
-    # would fail the first one on every run. A unit too large for one request is split.
-    unit_members: dict[int, list[int]] = {}
-    if units is not None:
-        for i in rest:
-            unit_members.setdefault(units[i], []).append(i)
-    placed: set[int] = set()
     used = 0
     for i in rest:
-        if i in placed:
-            continue
-        group = unit_members.get(units[i], [i]) if units is not None else [i]
-        cost = sum(sizes[j] + 1 for j in group)
-        if cost > budget:
-            group, cost = [i], sizes[i] + 1
-        if group[-1] != i:
-            # A unit is placed where its last member comes in reference order, so that
-            # what every member references is already placed: placed at its first member,
-            # a group referencing a later entry would be moved to the final request below
-            # (as in a reference cycle), splitting the swap it belongs to.
-            continue
+        cost = sizes[i] + 1
         if chunks[-1] and used + cost > budget:
             chunks.append([])
             used = 0
-        chunks[-1].extend(group)
-        placed.update(group)
+        chunks[-1].append(i)
         used += cost
     chunks = [c for c in chunks if c]
     # Move entries that reference an entry of a later chunk (reference cycles) to the end.
@@ -560,7 +490,7 @@ def _digest(
     for u in alive:
         h.update(u.bytes)
     h.update(dumps(encode_retention(retain)))
-    return h.hexdigest()[:_DIGEST_CHARS]
+    return h.hexdigest()[:DIGEST_CHARS]
 
 
 def chain_requests(
@@ -571,7 +501,7 @@ def chain_requests(
     max_bytes: int,
     base: SyncState | None = None,
 ) -> Split:
-    """Chain prepared requests with chunk cookies (used for the delete-first apply).
+    """Chain prepared requests with chunk cookies (used for the first request that frees values).
 
     The caller decides what each request carries; this only threads the states: the
     first request goes from ``from_state``, each later one from the chunk cookie the
@@ -584,7 +514,7 @@ def chain_requests(
         parts: ``(entries, retain)`` of each request, in order.
         max_bytes: the largest body allowed.
         base: the state recorded in chunk cookies as where the run started (defaults
-            to ``from_state``).
+            to ``from_state``; the base of a chunk cookie is recorded instead).
 
     Returns:
         The split (a single request when ``parts`` has one element).
@@ -594,7 +524,7 @@ def chain_requests(
     """
     if not parts:
         raise ValueError("parts must not be empty")
-    base = from_state if base is None else base
+    base = root_state(from_state if base is None else base)
     total = len(parts)
     digest = "" if total == 1 else _chain_digest(to_state, parts)
     requests: list[ChangeSet] = []
@@ -631,4 +561,4 @@ def _chain_digest(
             h.update(b"k" if is_keep_alive(entry) else b"e")
         h.update(b"\x02")
         h.update(dumps(encode_retention(retain)))
-    return h.hexdigest()[:_DIGEST_CHARS]
+    return h.hexdigest()[:DIGEST_CHARS]

@@ -1,8 +1,7 @@
 """Conflict diagnosis: which entries can have made Kanidm reject a ChangeSet, and what to do.
 
 Owns: :func:`diagnose` (pure: an error, the request that failed and the last known state
-in; a :class:`Diagnosis` out) and the ready-to-paste exclude and remap rules it prints, in
-the TOML shape :class:`~kanidm_sync.Rules` loads.
+in; a :class:`Diagnosis` out, whose value class and rules text live in ``_diagnosis``).
 
 Must not: talk to Kanidm. Kanidm's error names a check (and for a 409 the attributes), never
 the entry, and it applies all or nothing. Narrowing the culprit down by sending subsets
@@ -24,8 +23,6 @@ diagnosis lists every candidate and says that it could not narrow further.
 
 from __future__ import annotations
 
-import html
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -33,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ._chunk import is_keep_alive
+from ._diagnosis import Diagnosis, Suspect, rules_for
 from ._exceptions import (
     APIStatusError,
     CredentialImportError,
@@ -44,7 +42,7 @@ from ._exceptions import (
     SshPublicKeyError,
     UniquenessError,
 )
-from ._plan import KnownState, _kind_of, _name_of, project_entry
+from ._projection import KnownState, kind_of, name_of, project_entry
 from ._proto._changeset import ChangeSet
 from ._proto._checks import gidnumber_allowed
 from ._proto._entries import Entry
@@ -55,140 +53,6 @@ if TYPE_CHECKING:
     from ._rules import Rules
 
 __all__ = ["Diagnosis", "Suspect", "diagnose"]
-
-_MAX_RULES: Final = 25
-_REMOVABLE: Final = frozenset(
-    {"mail", "ssh_publickey", "password_import", "unix_password_import", "totp_import", "member"}
-)
-_REMAP_NAMESPACE: Final = uuid.UUID("6f1f3c5e-5b4a-4f0e-9d57-6b616e69646d")
-
-
-@attrs.frozen(kw_only=True)
-class Suspect:
-    """An entry that can have caused the rejection.
-
-    Attributes:
-        id: the entry's UUID in Kanidm (after remaps).
-        source_id: the entry's UUID at the source (what rules are keyed by).
-        kind: ``"person"``, ``"group"``, ``"service_account"`` or ``"entry"``.
-        name: its name, when it has one.
-        external_id: its external id, when it has one.
-        reason: why it is suspected, for a person.
-        attribute: the Kanidm attribute involved, when known.
-    """
-
-    id: uuid.UUID
-    source_id: uuid.UUID
-    kind: str
-    name: str | None
-    external_id: str | None
-    reason: str
-    attribute: str | None = None
-
-    def to_dict(self) -> JSONObject:
-        """This suspect as a JSON-ready dict."""
-        return {
-            "id": str(self.id),
-            "source_id": str(self.source_id),
-            "kind": self.kind,
-            "name": self.name,
-            "external_id": self.external_id,
-            "reason": self.reason,
-            "attribute": self.attribute,
-        }
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """This suspect as JSON text.
-
-        Args:
-            indent: passed to :func:`json.dumps`; ``None`` for compact output.
-
-        Returns:
-            The JSON text.
-        """
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-
-@attrs.frozen(kw_only=True, repr=False)
-class Diagnosis:
-    """What a rejection means, which entries can cause it, and rules that would avoid it.
-
-    Attributes:
-        error: the error variant Kanidm reported (``"attributeuniqueness"``).
-        summary: one sentence for the operator.
-        suspects: the entries that can cause it, most likely first.
-        narrowed: ``True`` when local knowledge pinned the cause down (every suspect is
-            certainly involved); ``False`` when the list holds every candidate.
-        rules_toml: exclude and remap rules for the suspects, ready to paste into the
-            rules file (empty when no rule can help).
-        notes: further remarks (why it could not narrow, what else to check).
-    """
-
-    error: str
-    summary: str
-    suspects: tuple[Suspect, ...] = ()
-    narrowed: bool = False
-    rules_toml: str = ""
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> JSONObject:
-        """The diagnosis as a JSON-ready dict."""
-        return {
-            "error": self.error,
-            "summary": self.summary,
-            "narrowed": self.narrowed,
-            "suspects": [s.to_dict() for s in self.suspects],
-            "rules_toml": self.rules_toml,
-            "notes": list(self.notes),
-        }
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The diagnosis as JSON text.
-
-        Args:
-            indent: passed to :func:`json.dumps`; ``None`` for compact output.
-
-        Returns:
-            The JSON text.
-        """
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def __repr__(self) -> str:
-        first = ""
-        if self.suspects:
-            s = self.suspects[0]
-            first = f", first={s.kind} {s.name or s.external_id or s.id}"
-        return (
-            f"Diagnosis(error={self.error!r}, <{len(self.suspects)} suspects{first}>, "
-            f"narrowed={self.narrowed}, <{len(self.notes)} notes>, "
-            f"rules={'yes' if self.rules_toml else 'none'})"
-        )
-
-    def _repr_html_(self) -> str:
-        esc = html.escape
-        items = "".join(
-            f"<li>{esc(s.kind)} <b>{esc(s.name or s.external_id or str(s.id))}</b> "
-            f"(<code>{s.id}</code>): {esc(s.reason)}</li>"
-            for s in self.suspects
-        )
-        notes = "".join(f"<li><i>note:</i> {esc(n)}</li>" for n in self.notes)
-        rules = f"<pre>{esc(self.rules_toml)}</pre>" if self.rules_toml else ""
-        return (
-            f"<div><p>Kanidm rejected the change (<code>{esc(self.error)}</code>): "
-            f"{esc(self.summary)}</p><ul>{items}{notes}</ul>{rules}</div>"
-        )
-
-    def to_text(self) -> str:
-        """The diagnosis for a terminal: summary, suspects, then the rules to paste."""
-        lines = [f"Kanidm rejected the change ({self.error}): {self.summary}"]
-        for s in self.suspects:
-            label = s.name or s.external_id or str(s.id)
-            lines.append(f"  - {s.kind} {label} ({s.id}): {s.reason}")
-        lines.extend(f"  note: {n}" for n in self.notes)
-        if self.rules_toml:
-            lines.append("Rules that would let the next run through (pick one per entry):")
-            lines.append(self.rules_toml)
-        return "\n".join(lines)
 
 
 @attrs.frozen
@@ -225,39 +89,6 @@ def _source_ids(rules: Rules | None) -> dict[uuid.UUID, uuid.UUID]:
     return {remap.id: key for key, remap in rules.remap_ids.items() if remap.id is not None}
 
 
-def _toml_string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _rules_for(suspects: Sequence[Suspect], variant: str) -> str:
-    if not suspects:
-        return ""
-    unique: dict[uuid.UUID, Suspect] = {}
-    for s in suspects:
-        unique.setdefault(s.source_id, s)
-    shown = list(unique.values())[:_MAX_RULES]
-    excludes = ", ".join(_toml_string(str(s.source_id)) for s in shown)
-    blocks: list[str] = []
-    for s in shown:
-        head = f"[remap.id.{_toml_string(str(s.source_id))}]"
-        attr = s.attribute
-        if variant in ("modifyassertionfailed", "invalidentrystate"):
-            new_id = uuid.uuid5(_REMAP_NAMESPACE, str(s.source_id))
-            blocks.append(f"{head}\nid = {_toml_string(str(new_id))}")
-        elif attr in ("name", "spn") and s.name:
-            blocks.append(f"{head}\nname = {_toml_string(s.name + '-sync')}")
-        elif attr == "gidnumber":
-            blocks.append(f"{head}\n# gidnumber = <a free gidnumber, e.g. in 65536-524287>")
-        elif attr in _REMOVABLE:
-            blocks.append(f'{head}\npatch = [{{op = "remove", path = "/{attr}"}}]')
-    text = f"# Either exclude the entries:\n[exclude]\nids = [{excludes}]"
-    if blocks:
-        text += "\n\n# Or remap them:\n" + "\n\n".join(blocks)
-    if len(unique) > _MAX_RULES:
-        text += f"\n# ... and {len(unique) - _MAX_RULES} more candidates (see the suspects)"
-    return text
-
-
 def _suspect(
     c: _Candidate, reason: str, attribute: str | None, sources: Mapping[uuid.UUID, uuid.UUID]
 ) -> Suspect:
@@ -265,7 +96,7 @@ def _suspect(
         id=c.entry.id,
         source_id=sources.get(c.entry.id, c.entry.id),
         kind=c.kind,
-        name=_name_of(c.projection),
+        name=name_of(c.projection),
         external_id=c.entry.external_id,
         reason=reason,
         attribute=attribute,
@@ -294,7 +125,9 @@ def diagnose(
     rules: Rules | None = None,
     deleting: Mapping[uuid.UUID, JSONObject] | None = None,
     delete_first: bool = False,
+    released: Mapping[uuid.UUID, Sequence[str]] | None = None,
     record_path: bool = False,
+    record: bool = False,
 ) -> Diagnosis:
     """Map Kanidm's rejection of ``changeset`` to the entries that can cause it.
 
@@ -308,8 +141,13 @@ def diagnose(
             means an entry was deleted and re-created at the source.
         delete_first: whether the run sent its deletions first
             (:attr:`~kanidm_sync.Plan.delete_first`).
+        released: the entries the run sent first with temporary values, and the wire
+            keys they gave up (:attr:`~kanidm_sync.Plan.released`): those values no
+            longer count as held by them.
         record_path: whether the runner keeps a local record (``state_path``), so the
             remedy does not advise keeping one.
+        record: whether the runner had a local record at all (for any cookie), which
+            it uses as a hint of the values entries of the account exchange.
 
     Returns:
         The diagnosis; ``suspects`` is empty when the error is not about the data.
@@ -317,7 +155,7 @@ def diagnose(
     variant = error.variant or f"HTTP {error.status_code}"
     sources = _source_ids(rules)
     candidates = [
-        _Candidate(e, p, _kind_of(p))
+        _Candidate(e, p, kind_of(p))
         for e in changeset.entries
         if not is_keep_alive(e)
         for p in (project_entry(e),)
@@ -335,8 +173,13 @@ def diagnose(
         )
 
     if isinstance(error, UniquenessError):
-        names = error.conflicting_attributes or ("name",)
+        # kanidmd lists one attribute per conflicting value (["name", "name", "spn",
+        # "spn"] for a swap of two names): each attribute once is what matters here.
+        names = tuple(dict.fromkeys(error.conflicting_attributes)) or ("name",)
         listed = ", ".join(names)
+        gave_up = {
+            (eid, _ATTRIBUTE_KEYS.get(k, k)) for eid, keys in (released or {}).items() for k in keys
+        }
         # Kanidm reports name and spn together (the spn is derived from the name): one
         # cause, one summary, one note, whatever the number of attributes.
         summary = f"a value of {listed} is already used by another entry"
@@ -373,17 +216,30 @@ def diagnose(
             elif delete_first and not any(n.startswith(_DELETED_FIRST) for n in notes):
                 notes.append(
                     _DELETED_FIRST + " (that request committed), so the value is held by an "
-                    "entry it does not delete: a native entry or one of another sync account"
+                    "entry it does not delete: a native entry, one of another sync account"
+                    + (
+                        ""
+                        if base is not None
+                        else ", or an entry of this account that gives it up in this run "
+                        "without the runner seeing it (see below)"
+                    )
                 )
             if base is not None:
                 held: dict[str, set[uuid.UUID]] = {}
+                freed: set[str] = set()  # released by the run's first request (committed)
                 for eid, p in base.items():
+                    released_here = (eid, _ATTRIBUTE_KEYS.get(attr, attr)) in gave_up
                     for v in _values(p, attr):
-                        held.setdefault(v, set()).add(eid)
+                        if released_here:
+                            freed.add(v)
+                        else:
+                            held.setdefault(v, set()).add(eid)
                 sent = {c.entry.id for c in candidates}
                 for c in candidates:
                     for v in _values(c.projection, attr):
                         owners = held.get(v, set()) - {c.entry.id}
+                        if v in freed and v not in held:
+                            continue  # its holder in this account let go of it
                         if v not in held:
                             # A value this account never held may be held outside it; the
                             # runner cannot see outside, so this is a possibility.
@@ -415,6 +271,8 @@ def diagnose(
             else:
                 if not any(n.startswith("the last known state is unknown") for n in notes):
                     unknown_base(f"carrying {listed}")
+                    if not isinstance(changeset.from_state, RefreshState):
+                        notes.append(_exchange_note(record, released or {}))
                 guesses.extend(
                     _suspect(
                         c,
@@ -577,7 +435,7 @@ def diagnose(
         summary=summary,
         suspects=tuple(suspects),
         narrowed=narrowed,
-        rules_toml=_rules_for(suspects, variant),
+        rules_toml=rules_for(suspects, variant),
         notes=tuple(notes),
     )
 
@@ -587,8 +445,50 @@ _REFRESH_SUMMARY: Final = (
     "runner has no record of the account, so the holder is most likely an entry outside "
     "this sync account (a native Kanidm entry, or one of another sync account: on a first "
     "sync, an account that already exists in Kanidm); less likely, an entry of this "
-    "account deleted and re-created at the source"
+    "account deleted and re-created at the source, or entries of this account exchanging "
+    "values (a swap, a chain of renames)"
 )
+_ATTRIBUTE_KEYS: Final = {
+    "name": "name",
+    "spn": "name",
+    "sync_external_id": "externalId",
+    "external_id": "externalId",
+    "externalId": "externalId",
+    "mail": "mail",
+    "gidnumber": "gidnumber",
+}
+"""Kanidm attribute (as a 409 names it) or plan key -> the wire key a release gives up."""
+
+_EXCHANGE_REMEDY: Final = (
+    "Kanidm checks uniqueness against what it holds before each request, and the runner "
+    "frees such values in a first request only when its record shows the exchange. "
+    "Remedy: remap, for one run, each entry that takes a value another entry of this "
+    "account holds in Kanidm to a value nobody holds (a name such as <name>-sync, no mail, "
+    "a free gidnumber), then remove those rules and run again"
+)
+
+
+def _exchange_note(record: bool, released: Mapping[uuid.UUID, Sequence[str]]) -> str:
+    """What an unknown base means for values changing hands, and the remedy."""
+    if released:
+        seen = (
+            f"the runner already retried with the values its local record (of another "
+            f"cookie) shows changing hands released first ({len(released)} entries), but "
+            "that record no longer describes what Kanidm holds"
+        )
+    elif record:
+        seen = (
+            "the runner's local record (of another cookie) shows no value changing hands "
+            "between entries of this account, but it no longer describes what Kanidm holds"
+        )
+    else:
+        seen = (
+            "without a record of what Kanidm holds, the runner cannot see entries of this "
+            "account exchanging values (a swap, a chain of renames)"
+        )
+    return f"{seen}. {_EXCHANGE_REMEDY}"
+
+
 _DELETED_FIRST: Final = "this run already sent its deletions first"
 
 
@@ -603,11 +503,12 @@ def _refresh_remedy(record_path: bool) -> str:
         f"{record}. If a native or foreign entry holds the value: remap the source entry "
         "(a new name) or exclude it; or, when it is the same person or group, delete or "
         "rename the native entry first. If instead the entry was deleted and re-created at "
-        "the source (Kanidm checks names, mails and gidnumbers before its refresh cleanup "
-        "deletes the old entry): exclude the re-created entries for one run, so the refresh "
-        "deletes their old selves and Kanidm becomes Active, then remove the rule and run "
-        "again"
+        "the source (Kanidm sets external ids before its refresh cleanup deletes the old "
+        "entry): exclude the re-created entries for one run, so the refresh deletes their "
+        "old selves and Kanidm becomes Active, then remove the rule and run again"
         + ("" if record_path else "; with a state_path record the runner does this split itself")
+        + ". If entries of this account exchange values: "
+        + _EXCHANGE_REMEDY
     )
 
 

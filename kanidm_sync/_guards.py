@@ -22,7 +22,7 @@ from typing import Literal
 import attrs
 
 from ._exceptions import KanidmSyncError
-from ._plan import Action, Plan
+from ._plan_model import Action, Plan
 from ._proto._state import RetainOnly
 
 __all__ = ["DeletionGuardError", "GuardError", "Guards", "SourceGuardError", "check_guards"]

@@ -17,7 +17,7 @@ from typing import Literal
 import attrs
 
 from ._diagnose import Diagnosis
-from ._plan import EntryChange
+from ._plan_model import EntryChange
 from ._proto._codec import encode_sync_state
 from ._proto._state import SyncState
 from ._types import JSONObject, JSONValue
@@ -65,7 +65,9 @@ class RunReport:
         state_before: Kanidm's state when the run started, when read.
         state_after: Kanidm's state when the run ended, as far as the run knows.
         counts: entries per action (``create``, ``update``, ``delete``, ``unchanged``,
-            ``create-or-replace``), plus ``sent`` (entries sent in requests).
+            ``create-or-replace``), plus ``sent`` (entries sent in the committed requests,
+            each once: an entry sent first with temporary values and then with its own
+            counts once).
         requests_sent: requests Kanidm committed during this run.
         requests_total: requests the plan had (more than one when chunked).
         bytes_sent: body bytes of the committed requests.

@@ -181,3 +181,18 @@ def test_measured_sizes_are_the_encoded_lengths() -> None:
             keep_alive_ids=ids,
         )
         assert [len(encode_changeset_json(r)) for r in split.requests] == list(split.sizes)
+
+
+def test_a_split_from_a_chunk_cookie_records_its_base_not_the_cookie() -> None:
+    """Starting over (or retrying) from a chunk cookie does not nest it in the new cookies."""
+    inner = ActiveState(ChunkCookie(digest="a" * 32, index=1, total=3, base=ACTIVE).encode())
+    entries: list[Entry] = [person(i) for i in range(30)]
+    split = split_changes(
+        from_state=inner, to_state=FINAL, entries=entries, retain=RetainIgnore(), max_bytes=4096
+    )
+    assert len(split.requests) > 2
+    for request in split.requests[:-1]:
+        cookie = parse_chunk_cookie(request.to_state)
+        assert cookie is not None
+        assert ACTIVE == cookie.base
+    assert inner == split.requests[0].from_state

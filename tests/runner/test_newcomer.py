@@ -273,7 +273,8 @@ def test_first_sync_conflict_with_a_native_entry_is_diagnosed_as_such(
         "this runner has no record of the account, so the holder is most likely an entry "
         "outside this sync account (a native Kanidm entry, or one of another sync account: "
         "on a first sync, an account that already exists in Kanidm); less likely, an entry "
-        "of this account deleted and re-created at the source"
+        "of this account deleted and re-created at the source, or entries of this account "
+        "exchanging values (a swap, a chain of renames)"
     ) == d.summary
     assert 2 == len(d.notes)  # the remedy once, the unknown base once
     assert d.notes[0].startswith(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kanidm_sync import REFRESH, ActiveState
-from kanidm_sync._plan import _state_text
+from kanidm_sync._plan_model import _state_text
 
 
 def test_state_text_shows_length_and_the_distinct_end_of_long_cookies() -> None:

@@ -563,10 +563,10 @@ def test_run_forever_stops_when_asked(
     assert 2 == status.runs
 
 
-def test_swap_of_names_across_chunks_is_applied_in_one_request(
+def test_swap_of_names_in_a_chunked_run_is_released_first(
     fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, state_path: pathlib.Path
 ) -> None:
-    """Two entries exchanging names land in the same request (uniqueness is per apply)."""
+    """Two entries exchanging names are released first; then any split is safe."""
     entries = [person(i) for i in range(40)]
     source = ListSource(entries)
     Runner(client, source, state_path=state_path).run_once()
@@ -574,8 +574,14 @@ def test_swap_of_names_across_chunks_is_applied_in_one_request(
     changed[0] = person(0, name="user39", displayname="v2 0")
     changed[39] = person(39, name="user0", displayname="v2 39")
     source.entries = changed
-    report = Runner(client, source, state_path=state_path, max_request_bytes=5000).run_once()
+    runner = Runner(client, source, state_path=state_path, max_request_bytes=5000)
+    plan = runner.plan()
+    assert {pid(0): ("name",), pid(39): ("name",)} == dict(plan.released)
+    first = plan.requests[0]
+    assert {pid(0), pid(39)} == {e.id for e in first.entries}
+    report = runner.apply(plan)
     assert report.requests_total > 2
+    assert 40 == report.counts["sent"]
     assert pid(0) == fake.store.entry("user39").uuid  # type: ignore[union-attr]
     assert pid(39) == fake.store.entry("user0").uuid  # type: ignore[union-attr]
 
@@ -583,7 +589,7 @@ def test_swap_of_names_across_chunks_is_applied_in_one_request(
 def test_group_handing_its_name_to_a_new_person_while_naming_a_new_member(
     fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, state_path: pathlib.Path
 ) -> None:
-    """A swap unit waits for what its group references, so the split never separates it."""
+    """The group releases its name first; the rest is split in reference order."""
     padded = "x" * 1300
     staff = Group(id=gid(9), external_id="cn=g9", name="frank", description=padded)
     source = ListSource([staff])
@@ -596,6 +602,6 @@ def test_group_handing_its_name_to_a_new_person_while_naming_a_new_member(
         attrs.evolve(person(2), legalname=padded),
     ]
     report = Runner(client, source, state_path=state_path, max_request_bytes=4096).run_once()
-    assert 2 == report.requests_sent
+    assert 3 == report.requests_sent  # the release, the persons, the group naming one
     assert pid(1) == fake.store.entry("frank").uuid  # type: ignore[union-attr]
     assert (str(pid(2)),) == fake.store.entry("heidi").get("member")  # type: ignore[union-attr]

@@ -1,0 +1,583 @@
+"""The run itself, written once as generator flows both runners drive.
+
+Owns: :class:`_RunnerCore`, the flows (plan, apply, run, schedule) that yield effects
+(read Kanidm's state, ask the source, apply a ChangeSet, load or save the local record)
+and receive their results; the configuration and status both runners share; the
+re-plan after a conflict; reports of successful and failed runs.
+
+Must not: perform an effect (``_runner.Runner`` and ``AsyncRunner`` do, blocking or
+awaited: the httpx ``_auth.py`` pattern, STYLE §3.7), build HTTP requests (the clients
+do), compute diffs (``_plan``), split requests (``_chunk``) or decide guards
+(``_guards``): it wires them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import pathlib
+import random as _random
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import cast
+
+import attrs
+
+from ._chunk import (
+    ChunkingError,
+    is_keep_alive,
+    parse_chunk_cookie,
+)
+from ._diagnose import Diagnosis, diagnose
+from ._effects import (
+    ProgressCallback,
+    StalePlanError,
+    _Apply,
+    _Diagnosed,
+    _Effect,
+    _error_json,
+    _Fetch,
+    _GetState,
+    _LoadKnown,
+    _now,
+    _Planned,
+    _Retry,
+    _SaveKnown,
+)
+from ._exceptions import (
+    DataError,
+    PermissionDeniedError,
+    SourceError,
+    UniquenessError,
+    ValidationError,
+)
+from ._guards import GuardError, Guards, check_guards
+from ._plan import KnownState, Plan, apply_to_known, build_plan, resume_plan
+from ._proto._changeset import ChangeSet
+from ._proto._report import ValidationReport
+from ._proto._state import ActiveState, RefreshState, SyncState
+from ._record import _RecordStore
+from ._report import Progress, RunOutcome, RunReport
+from ._rules import Rules
+from ._schedule import RunnerStatus, Schedule
+from .adapters._protocols import (
+    Delta,
+    FullImage,
+    RefreshRequired,
+    SourceBatch,
+)
+
+__all__: list[str] = []
+
+_log = logging.getLogger("kanidm_sync.runner")
+
+
+class _RunnerCore:
+    """Everything both runners share: configuration, status, and the flows."""
+
+    def __init__(
+        self,
+        *,
+        rules: Rules | None,
+        state_path: str | os.PathLike[str] | None,
+        guards: Guards | None,
+        max_request_bytes: int,
+        progress: ProgressCallback | None,
+        validate: bool,
+    ) -> None:
+        if max_request_bytes < 4096:
+            raise ValueError("max_request_bytes must be at least 4096")
+        self._rules = rules
+        self._store = _RecordStore(None if state_path is None else pathlib.Path(state_path))
+        self._guards = guards if guards is not None else Guards()
+        self._max_bytes = max_request_bytes
+        self._progress = progress
+        self._validate = validate
+        self._status = RunnerStatus()
+
+    @property
+    def status(self) -> RunnerStatus:
+        """The runner's status: last success, last error, next run (a frozen snapshot)."""
+        return self._status
+
+    @property
+    def last_report(self) -> RunReport | None:
+        """The report of the last run (also of a failed one), or ``None``."""
+        return self._status.last_report
+
+    @property
+    def guards(self) -> Guards:
+        """The guards every run is checked against."""
+        return self._guards
+
+    def _emit(self, progress: Progress) -> None:
+        if self._progress is not None:
+            self._progress(progress)
+
+    # --- flows ---------------------------------------------------------------------------
+
+    def _guards_for(self, allow_deletes: bool) -> Guards:
+        return attrs.evolve(self._guards, allow_deletes=True) if allow_deletes else self._guards
+
+    def _plan_flow(self, guards: Guards) -> Generator[_Effect, object, _Planned]:
+        state = cast("SyncState", (yield _GetState()))
+        return (yield from self._plan_from(state, guards))
+
+    def _plan_from(self, state: SyncState, guards: Guards) -> Generator[_Effect, object, _Planned]:
+        self._emit(Progress(phase="state", done=1, total=1, message=repr(state)))
+        known = cast("KnownState | None", (yield _LoadKnown()))
+        # The size of the last image applied, whatever its cookie (for the shrink guard).
+        previous = len(known.entries) if known is not None else None
+        chunk = parse_chunk_cookie(state)
+        ask = chunk.base if chunk is not None else state
+        if chunk is not None:
+            _log.info(
+                "Kanidm holds chunk %d of %d of an unfinished run; asking the source again",
+                chunk.index,
+                chunk.total,
+            )
+        batch = yield from self._fetch(ask)
+        if (
+            chunk is None
+            and isinstance(batch, Delta)
+            and isinstance(state, ActiveState)
+            and self._store.path is not None
+            and (known is None or not known.matches(state))
+        ):
+            # A delta over an unknown base leaves the record unknown for good (the plan
+            # cannot say what Kanidm holds afterwards), and with it every exchange of
+            # values the runner could otherwise release first. A full image, once, makes
+            # the record describe Kanidm again (docs/runner.md, "Lost replies and crashes").
+            _log.info(
+                "the local record does not describe Kanidm's state; asking the source for a "
+                "full image"
+            )
+            batch = yield from self._fetch(RefreshState())
+        self._emit(Progress(phase="fetch", done=1, total=1, message=repr(batch)))
+        warnings: list[str] = []
+        report = self._check(state, batch)
+        warnings.extend(str(p) for p in report.warnings)
+        plan: Plan | None = None
+        if chunk is not None:
+            # The crashed run may have been a retry after a conflict (see _apply_flow):
+            # try the plain split, then the retry's.
+            for retried in (False, True):
+                rebuilt = build_plan(
+                    state=state,
+                    batch=batch,
+                    known=known,
+                    max_request_bytes=self._max_bytes,
+                    chunk_base=chunk.base,
+                    retry=retried,
+                )
+                plan = resume_plan(rebuilt, state, chunk)
+                if plan is not None:
+                    break
+            if plan is None:
+                _log.info("the source moved since the chunked run began; starting it over")
+                if isinstance(batch, Delta):
+                    batch = yield from self._fetch(RefreshState())
+                    self._check(state, batch)
+                # The record (for the state the crashed run started from) no longer
+                # describes Kanidm, so the plan's base is unknown; it stays a hint for a
+                # retry after a conflict (values the crashed run released or moved).
+        if plan is None:
+            plan = build_plan(
+                state=state, batch=batch, known=known, max_request_bytes=self._max_bytes
+            )
+        self._emit(Progress(phase="plan", done=1, total=1, message=repr(plan)))
+        _log.info("plan: %s; base: %s", plan.counts, plan.base_note)
+        check_guards(plan, guards, previous_count=previous)
+        return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes), batch=batch)
+
+    def _fetch(self, state: SyncState) -> Generator[_Effect, object, FullImage | Delta]:
+        batch = self._batch((yield _Fetch(state)))
+        if isinstance(batch, RefreshRequired):
+            _log.info("the source needs a refresh (%s); asking for a full image", batch.reason)
+            batch = self._batch((yield _Fetch(RefreshState())))
+            if not isinstance(batch, FullImage):
+                raise SourceError("the source answered a Refresh state with something else")
+        if isinstance(batch, Delta) and isinstance(state, RefreshState):
+            raise SourceError(
+                "the source returned a delta for Kanidm in Refresh; a refresh needs a full image"
+            )
+        if self._rules is not None:
+            ruled = self._rules.apply(batch)
+            assert isinstance(ruled, FullImage | Delta)  # rules keep the kind of batch
+            batch = ruled
+        return batch
+
+    def _batch(self, answer: object) -> SourceBatch:
+        # A source is user code: a wrong return type would otherwise surface far away
+        # as an AttributeError on ``.cookie``.
+        if isinstance(answer, FullImage | Delta | RefreshRequired):
+            return answer
+        raise TypeError(
+            f"{type(self._source_object()).__name__}.fetch() returned "
+            f"{type(answer).__name__}, not a FullImage, Delta or RefreshRequired "
+            "(kanidm_sync.adapters)"
+        )
+
+    def _source_object(self) -> object:
+        raise NotImplementedError
+
+    def _check(self, state: SyncState, batch: FullImage | Delta) -> ValidationReport:
+        if not self._validate:
+            return ValidationReport()
+        report = ChangeSet(
+            from_state=state, to_state=ActiveState(batch.cookie), entries=batch.entries
+        ).validate()
+        if not report.ok:
+            raise ValidationError(report)
+        return report
+
+    def _apply_flow(
+        self, planned: _Planned, *, recheck: bool
+    ) -> Generator[_Effect, object, tuple[int, int, Plan]]:
+        plan = planned.plan
+        if recheck:
+            current = cast("SyncState", (yield _GetState()))
+            if current != plan.from_state:
+                raise StalePlanError(
+                    f"Kanidm's state moved since the plan was made (plan from "
+                    f"{plan.from_state!r}, Kanidm now {current!r}); nothing was sent",
+                    expected=plan.from_state,
+                    actual=current,
+                )
+        sent = 0
+        size = 0
+        if plan.is_noop:
+            _log.info("nothing to apply: Kanidm already holds the source's state")
+        else:
+            try:
+                sent, size = yield from self._send(planned, plan, retry=self._can_retry(planned))
+            except _Retry as retry:
+                # Over an unknown base the plan cannot see an entry re-created at the
+                # source (its old self's values are unknown), nor values that entries of
+                # this account take from each other (a swap, a chain of renames). Kanidm
+                # rolled the request back: re-plan from what Kanidm holds now (a chunk
+                # cookie when earlier requests of a split committed; every apply replaces
+                # whole entries, so re-sending them is harmless) with a first request:
+                # the deletions, and the values the local record (of another cookie)
+                # shows changing hands, released.
+                assert planned.batch is not None  # _can_retry checked it
+                again = build_plan(
+                    state=retry.state,
+                    batch=planned.batch,
+                    known=planned.known,
+                    max_request_bytes=self._max_bytes,
+                    retry=True,
+                )
+                if not (again.delete_first or again.released):
+                    # Nothing to send first: the same request would fail the same way.
+                    raise self._diagnosed(
+                        planned, plan, retry.request, retry.error, retry.sent, retry.size
+                    ) from retry.error
+                _log.warning(
+                    "Kanidm refused a unique value over an unknown base (an entry deleted and "
+                    "re-created at the source, or values changing hands between entries of "
+                    "this account?); retrying with %s first",
+                    " and ".join(
+                        w
+                        for w, on in (
+                            ("the deletions", again.delete_first),
+                            (f"{len(again.released)} entries releasing values", again.released),
+                        )
+                        if on
+                    ),
+                )
+                plan = again
+                sent, size = yield from self._send(planned, plan, retry=False)
+                sent, size = sent + retry.sent, size + retry.size
+        if not (plan.is_noop and plan.base_known):
+            # (A no-op over a known base leaves the record exactly right: no rewrite.)
+            known_base = planned.known if plan.base_known else None
+            yield _SaveKnown(apply_to_known(known_base, plan))
+        return sent, size, plan
+
+    @staticmethod
+    def _can_retry(planned: _Planned) -> bool:
+        # Only over an unknown base (a known one shows every reuse up front), from an
+        # Active state (from Refresh the plan already used the record as a hint, and
+        # without a record no safe split is known), when the plan sent nothing first and
+        # nothing of it was committed yet. Whether the retry has anything to send first
+        # is known once it is planned.
+        plan = planned.plan
+        return (
+            planned.batch is not None
+            and not plan.base_known
+            and not plan.delete_first
+            and not plan.released
+            and plan.resume_from == 0
+            and isinstance(plan.from_state, ActiveState)
+        )
+
+    def _diagnosed(
+        self,
+        planned: _Planned,
+        plan: Plan,
+        request: ChangeSet,
+        exc: DataError | PermissionDeniedError,
+        sent: int,
+        size: int,
+    ) -> _Diagnosed:
+        """Diagnose a rejected request and log it; the carrier to raise."""
+        known = planned.known
+        matching = known if known is not None and known.matches(request.from_state) else None
+        if matching is None and plan.base_known:
+            matching = known
+        diagnosis = diagnose(
+            exc,
+            request,
+            known=matching,
+            rules=self._rules,
+            deleting=plan.deleting,
+            delete_first=plan.delete_first,
+            released=plan.released,
+            record_path=self._store.path is not None,
+            record=known is not None,
+        )
+        _log.error("%s", diagnosis.to_text())
+        return _Diagnosed(exc, diagnosis, sent, size, plan)
+
+    def _send(
+        self, planned: _Planned, plan: Plan, *, retry: bool
+    ) -> Generator[_Effect, object, tuple[int, int]]:
+        sent = 0
+        size = 0
+        entries = 0
+        pending = plan.pending_requests
+        sizes = plan.request_sizes[plan.resume_from :]
+        for n, (request, body) in enumerate(zip(pending, sizes, strict=True), start=1):
+            # _chunk measured every request exactly; a plan from elsewhere is re-checked.
+            if body > self._max_bytes:
+                raise ChunkingError(
+                    f"request {n} measures {body} bytes, over max_request_bytes "
+                    f"({self._max_bytes}): make the plan with this runner's limit"
+                )
+            try:
+                yield _Apply(request)
+            except (DataError, PermissionDeniedError) as exc:
+                if retry and isinstance(exc, UniquenessError):
+                    raise _Retry(request, exc, sent, size) from exc
+                raise self._diagnosed(planned, plan, request, exc, sent, size) from exc
+            sent += 1
+            size += body
+            entries += len(request.entries)
+            _log.info(
+                "applied request %d of %d (%d entries, %d bytes)",
+                n + plan.resume_from,
+                len(plan.requests),
+                len(request.entries),
+                body,
+            )
+            self._emit(
+                Progress(
+                    phase="apply",
+                    done=n + plan.resume_from,
+                    total=len(plan.requests),
+                    entries=entries,
+                    message=f"request {n + plan.resume_from} of {len(plan.requests)}",
+                )
+            )
+        return sent, size
+
+    def _run_flow(
+        self, *, given: Plan | None = None, allow_deletes: bool = False, dry_run: bool = False
+    ) -> Generator[_Effect, object, RunReport]:
+        # A whole run: plan (or take the ``given`` plan, re-checking Kanidm's state before
+        # sending it), apply, record the outcome in the status; returns the report.
+        planned: _Planned | None = None
+        if given is not None:
+            known = cast("KnownState | None", (yield _LoadKnown()))
+            planned = _Planned(plan=given, known=known, warnings=given.notes)
+        started, t0 = _now(), time.monotonic()
+        self._begin()
+        seen: SyncState | None = None  # Kanidm's state as first read, for a failure's report
+        try:
+            if planned is None:
+                seen = cast("SyncState", (yield _GetState()))
+                planned = yield from self._plan_from(seen, self._guards_for(allow_deletes))
+            if dry_run:
+                report = self._report(
+                    outcome="planned",
+                    started=started,
+                    t0=t0,
+                    state_before=planned.plan.from_state,
+                    state_after=planned.plan.from_state,
+                    planned=planned,
+                )
+            else:
+                sent, size, used = yield from self._apply_flow(planned, recheck=given is not None)
+                planned = attrs.evolve(planned, plan=used)
+                report = self._report(
+                    outcome="nothing-to-do" if planned.plan.is_noop else "applied",
+                    started=started,
+                    t0=t0,
+                    state_before=planned.plan.from_state,
+                    state_after=planned.plan.to_state,
+                    planned=planned,
+                    sent=sent,
+                    size=size,
+                )
+        except _Diagnosed as wrapped:
+            if planned is not None:
+                planned = attrs.evolve(planned, plan=wrapped.plan)
+            report = self._failure(started, t0, planned, wrapped.error, wrapped)
+            self._record(report)
+            raise wrapped.error from None
+        except (GuardError, ValidationError) as exc:
+            if isinstance(exc, GuardError):
+                planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
+            self._record(
+                self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
+            )
+            raise
+        except Exception as exc:
+            self._record(self._failure(started, t0, planned, exc, None, seen=seen))
+            raise
+        self._record(report)
+        self._emit(Progress(phase="done", done=1, total=1, message=report.outcome))
+        _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
+        return report
+
+    def _schedule_flow(
+        self,
+        schedule: Schedule,
+        stop: Callable[[], bool] | None,
+        max_runs: int | None,
+        random: Callable[[], float] | None,
+    ) -> Iterator[float | None]:
+        # The run_forever loop: yields a delay to sleep for, or None for "run once now".
+        draw = random if random is not None else _random.Random().random
+        runs = 0
+        delay = 0.0 if schedule.run_immediately else schedule.next_delay(0, draw)
+        while True:
+            if delay > 0:
+                self._set_next_run(delay)
+                yield delay
+            if stop is not None and stop():
+                return
+            yield None
+            runs += 1
+            if max_runs is not None and runs >= max_runs:
+                return
+            delay = schedule.next_delay(self._status.consecutive_failures, draw)
+
+    # --- reports and status ----------------------------------------------------------------
+
+    def _report(
+        self,
+        *,
+        outcome: RunOutcome,
+        started: _dt.datetime,
+        t0: float,
+        state_before: SyncState | None,
+        state_after: SyncState | None,
+        planned: _Planned | None,
+        sent: int = 0,
+        size: int = 0,
+        error: BaseException | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> RunReport:
+        plan = planned.plan if planned is not None else None
+        counts: dict[str, int] = dict(plan.counts) if plan is not None else {}
+        if plan is not None:
+            # Each entry once: an entry released first is sent again with its own values.
+            counts["sent"] = len(
+                {
+                    e.id
+                    for r in plan.pending_requests[:sent]
+                    for e in r.entries
+                    if not is_keep_alive(e)
+                }
+            )
+        return RunReport(
+            outcome=outcome,
+            started_at=started,
+            finished_at=_now(),
+            duration=time.monotonic() - t0,
+            state_before=state_before,
+            state_after=state_after,
+            counts=counts,
+            requests_sent=sent,
+            requests_total=len(plan.requests) if plan is not None else 0,
+            bytes_sent=size,
+            changes=plan.changes if plan is not None else (),
+            warnings=planned.warnings if planned is not None else (),
+            error=None if error is None else _error_json(error, diagnosis),
+            diagnosis=diagnosis,
+            base_note=plan.base_note if plan is not None else "",
+        )
+
+    def _failure(
+        self,
+        started: _dt.datetime,
+        t0: float,
+        planned: _Planned | None,
+        exc: BaseException,
+        wrapped: _Diagnosed | None,
+        outcome: RunOutcome = "failed",
+        seen: SyncState | None = None,
+    ) -> RunReport:
+        plan = planned.plan if planned is not None else None
+        before = plan.from_state if plan is not None else seen
+        _log.warning("run %s: %s: %s", outcome, type(exc).__name__, exc)
+        return self._report(
+            outcome=outcome,
+            started=started,
+            t0=t0,
+            state_before=before,
+            state_after=None,
+            planned=planned,
+            sent=wrapped.sent if wrapped is not None else 0,
+            size=wrapped.size if wrapped is not None else 0,
+            error=exc,
+            diagnosis=wrapped.diagnosis if wrapped is not None else None,
+        )
+
+    def _record(self, report: RunReport) -> None:
+        s = self._status
+        when = report.finished_at
+        if report.ok:
+            self._status = attrs.evolve(
+                s,
+                state="ok",
+                runs=s.runs + 1,
+                consecutive_failures=0,
+                last_run_at=when,
+                last_success_at=when,
+                last_report=report,
+            )
+        else:
+            error = report.error or {}
+            self._status = attrs.evolve(
+                s,
+                state="failing",
+                runs=s.runs + 1,
+                failures=s.failures + 1,
+                consecutive_failures=s.consecutive_failures + 1,
+                last_run_at=when,
+                last_error_at=when,
+                last_error=f"{error.get('type')}: {error.get('message')}",
+                last_error_detail={
+                    **error,
+                    **(
+                        {"diagnosis": report.diagnosis.to_dict()}
+                        if report.diagnosis is not None
+                        else {}
+                    ),
+                },
+                last_report=report,
+            )
+
+    def _set_next_run(self, delay: float) -> None:
+        self._status = attrs.evolve(self._status, next_run_at=_now() + _dt.timedelta(seconds=delay))
+
+    def _stopped(self) -> None:
+        # The loop ended: no run is due any more.
+        self._status = attrs.evolve(self._status, next_run_at=None)
+
+    def _begin(self) -> None:
+        self._status = attrs.evolve(self._status, state="running")
