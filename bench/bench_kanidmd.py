@@ -34,33 +34,10 @@ from slapd import ADMIN_DN, ADMIN_PW, BASE_DN, LAB, PEOPLE_DN, SYNC_DN, SYNC_PW,
 
 from kanidm_sync.testing import Kanidmd, KanidmdTarget
 
-KEY = (LAB / "frank.pub").read_text(encoding="utf-8").strip()
-PASSWORD = "{SSHA}ONxQnCf+B6kBolzpXaN/ABPpJ381CMSs"
-MEMBERS = 20
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_ldap import write_ldif  # the same directory shape as the slapd bench
+
 FILTER = "(|(objectclass=person)(objectclass=groupofnames))"
-
-
-def write_ldif(path: pathlib.Path, persons: int, groups: int) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for i in range(persons):
-            out.write(
-                f"dn: uid=user{i:06d},{PEOPLE_DN}\n"
-                "objectClass: person\nobjectClass: organizationalPerson\n"
-                "objectClass: inetOrgPerson\nobjectClass: posixAccount\n"
-                "objectClass: ldapPublicKey\n"
-                f"uid: user{i:06d}\ncn: User {i}\nsn: {i}\nmail: user{i:06d}@example.com\n"
-                f"uidNumber: {100000 + i}\ngidNumber: {100000 + i}\n"
-                f"homeDirectory: /home/user{i:06d}\nloginShell: /bin/bash\n"
-                f"userPassword: {PASSWORD}\nsshPublicKey: {KEY}\n\n"
-            )
-        for g in range(groups):
-            out.write(
-                f"dn: cn=group{g:05d},ou=groups,{BASE_DN}\nobjectClass: groupOfNames\n"
-                f"cn: group{g:05d}\ndescription: Group {g}\n"
-            )
-            for m in range(MEMBERS):
-                out.write(f"member: uid=user{(g * 7 + m * 13) % persons:06d},{PEOPLE_DN}\n")
-            out.write("\n")
 
 
 def churn(server: Slapd, persons: int) -> None:
@@ -71,11 +48,11 @@ def churn(server: Slapd, persons: int) -> None:
     modified = int(persons * 0.008)
     for i in range(modified):
         conn.modify_s(
-            f"uid=user{i * 97 % persons:06d},{PEOPLE_DN}",
+            f"uid=user{i * 97 % persons:05d},{PEOPLE_DN}",
             [(ldap.MOD_REPLACE, "loginShell", [b"/bin/zsh"])],
         )
     for i in range(max(1, step // 10)):
-        conn.delete_s(f"uid=user{persons - 1 - i:06d},{PEOPLE_DN}")
+        conn.delete_s(f"uid=user{persons - 1 - i:05d},{PEOPLE_DN}")
         conn.add_s(
             f"uid=new{i:05d},{PEOPLE_DN}",
             [
