@@ -13,7 +13,12 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Kanidm's own sync tools, for the side-by-side comparisons (never built by this project)."""
+    """Kanidm's own sync tools, for the side-by-side comparisons (never built by this project).
+
+    These options live in this conftest, not in the plugin, so pytest reads them after it has
+    chosen its root directory: give them as ``--kanidm-ldap-sync=PATH`` (with ``=``), or a
+    separate PATH is taken for a test path too.
+    """
     group = parser.getgroup("kanidm-sync-reference", "Kanidm's reference sync tools")
     group.addoption(
         "--kanidm-ldap-sync",

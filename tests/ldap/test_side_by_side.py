@@ -5,7 +5,7 @@ kanidm-ldap-sync configuration file syncs it into another. Then every entry each
 for its sync account is compared attribute by attribute: after the first sync, and after a
 round of changes at the source (a modified person, a deletion, a rename, a membership change).
 
-Needs ``--kanidmd PATH`` and ``--kanidm-ldap-sync PATH`` (or ``KANIDM_SYNC_KANIDMD`` and
+Needs ``--kanidmd PATH`` and ``--kanidm-ldap-sync=PATH`` (or ``KANIDM_SYNC_KANIDMD`` and
 ``KANIDM_SYNC_REFERENCE_LDAP_SYNC``); skipped otherwise, also in CI, which cannot build them.
 Every difference found is listed in docs/ldap.md, section "Side by side with kanidm-ldap-sync".
 """
@@ -54,7 +54,7 @@ def binaries(request: pytest.FixtureRequest) -> tuple[str, str]:
     kanidmd = request.config.getoption("--kanidmd")
     reference = request.config.getoption("--kanidm-ldap-sync")
     if not kanidmd or not reference:
-        pytest.skip("needs --kanidmd PATH and --kanidm-ldap-sync PATH (Kanidm's own tool)")
+        pytest.skip("needs --kanidmd PATH and --kanidm-ldap-sync=PATH (Kanidm's own tool)")
     return str(kanidmd), str(reference)
 
 
@@ -63,7 +63,7 @@ def ipa_binaries(request: pytest.FixtureRequest) -> tuple[str, str]:
     kanidmd = request.config.getoption("--kanidmd")
     reference = request.config.getoption("--kanidm-ipa-sync")
     if not kanidmd or not reference:
-        pytest.skip("needs --kanidmd PATH and --kanidm-ipa-sync PATH (Kanidm's own tool)")
+        pytest.skip("needs --kanidmd PATH and --kanidm-ipa-sync=PATH (Kanidm's own tool)")
     return str(kanidmd), str(reference)
 
 
