@@ -103,13 +103,8 @@ class Side:
         self.work = work
         self.server = Kanidmd(binary, workdir=work / f"kanidmd-{label}", log_level="info")
         self.server.start()
-        target = KanidmdTarget(
-            self.server.url,
-            admin_password=self.server.admin_password,
-            idm_admin_password=self.server.idm_admin_password,
-            ca_path=str(self.server.ca_path),
-        )
-        self.token = target.provision_sync_account("bench").token
+        # Not closed: closing a target terminates the sync accounts it made.
+        self.token = KanidmdTarget.of(self.server).provision_sync_account("bench").token
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KANIDM_")}
         self.env["HOME"] = str(work)
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 # a fixture should pay for (or be broken by) importing the double.
 
 __all__ = [
+    "OPTIONS",
     "kanidm_fake",
     "kanidm_http_url",
     "kanidm_sync_account",
@@ -55,39 +56,51 @@ __all__ = [
 ]
 
 
+OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "--kanidmd",
+        "PATH",
+        "KANIDM_SYNC_KANIDMD",
+        "a kanidmd binary: start a throwaway server for the session",
+    ),
+    (
+        "--kanidm-url",
+        "URL",
+        "KANIDM_SYNC_TEST_URL",
+        "an existing test server holding no sync account",
+    ),
+    (
+        "--kanidm-admin-password",
+        "PASSWORD",
+        "KANIDM_SYNC_TEST_ADMIN_PASSWORD",
+        "admin's password on --kanidm-url",
+    ),
+    (
+        "--kanidm-idm-admin-password",
+        "PASSWORD",
+        "KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD",
+        "idm_admin's password on --kanidm-url",
+    ),
+    (
+        "--kanidm-ca",
+        "PATH",
+        "KANIDM_SYNC_TEST_CA",
+        "a PEM CA file to trust for --kanidm-url",
+    ),
+)
+"""The real-server options: (option, metavar, environment variable, help)."""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The options that point the ``[kanidmd]`` tests at a real Kanidm."""
     group = parser.getgroup("kanidm-sync", "kanidm-sync: tests against a real kanidmd")
-    group.addoption(
-        "--kanidmd",
-        metavar="PATH",
-        default=os.environ.get("KANIDM_SYNC_KANIDMD") or None,
-        help="a kanidmd binary: start a throwaway server for the session (env KANIDM_SYNC_KANIDMD)",
-    )
-    group.addoption(
-        "--kanidm-url",
-        metavar="URL",
-        default=os.environ.get("KANIDM_SYNC_TEST_URL") or None,
-        help="an existing test server holding no sync account (env KANIDM_SYNC_TEST_URL)",
-    )
-    group.addoption(
-        "--kanidm-admin-password",
-        metavar="PASSWORD",
-        default=os.environ.get("KANIDM_SYNC_TEST_ADMIN_PASSWORD") or None,
-        help="admin's password on --kanidm-url (env KANIDM_SYNC_TEST_ADMIN_PASSWORD)",
-    )
-    group.addoption(
-        "--kanidm-idm-admin-password",
-        metavar="PASSWORD",
-        default=os.environ.get("KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD") or None,
-        help="idm_admin's password on --kanidm-url (env KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD)",
-    )
-    group.addoption(
-        "--kanidm-ca",
-        metavar="PATH",
-        default=os.environ.get("KANIDM_SYNC_TEST_CA") or None,
-        help="a PEM CA file to trust for --kanidm-url (env KANIDM_SYNC_TEST_CA)",
-    )
+    for option, metavar, env, text in OPTIONS:
+        group.addoption(
+            option,
+            metavar=metavar,
+            default=os.environ.get(env) or None,
+            help=f"{text} (env {env})",
+        )
 
 
 _NO_SERVER = "no real kanidmd: give --kanidmd PATH or --kanidm-url (docs/testing.md)"

@@ -18,6 +18,7 @@ or remap them (:meth:`KanidmTarget.remap`).
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import ssl
 import uuid
@@ -352,11 +353,23 @@ class KanidmdTarget(KanidmTarget):
         self._clients: list[httpx.Client] = []
         self._uuids: dict[uuid.UUID, uuid.UUID] = {}
         self._idm = self._raw("idm_admin")
+        self._admin_http: httpx.Client | None = None
         try:
-            self._baseline = set(self._live_uuids())
+            self._baseline = set(self._live())
         except BaseException:
             self._close_clients()
             raise
+
+    @classmethod
+    def of(cls, server: Kanidmd) -> KanidmdTarget:
+        """The target for a running :class:`~kanidm_sync.testing.Kanidmd` (database reads on)."""
+        return cls(
+            server.url,
+            admin_password=server.admin_password,
+            idm_admin_password=server.idm_admin_password,
+            ca_path=str(server.ca_path),
+            kanidmd=server,
+        )
 
     def __repr__(self) -> str:
         return f"KanidmdTarget(url={self.url!r})"
@@ -400,8 +413,11 @@ class KanidmdTarget(KanidmTarget):
         response.raise_for_status()
         return [e["attrs"] for e in response.json()["entries"]]
 
-    def _live_uuids(self) -> list[uuid.UUID]:
-        return [uuid.UUID(a["uuid"][0]) for a in self._search({"pres": "class"})]
+    def _live(self) -> dict[uuid.UUID, list[str]]:
+        """Every live entry the API shows: UUID to its classes."""
+        return {
+            uuid.UUID(a["uuid"][0]): a.get("class", []) for a in self._search({"pres": "class"})
+        }
 
     def _resolve_refs(self, rows: Iterable[Mapping[str, list[str]]]) -> dict[str, str]:
         wanted = {
@@ -435,7 +451,9 @@ class KanidmdTarget(KanidmTarget):
             rows = self._search({"eq": ["uuid", str(key)]})
             if rows:
                 return self._entry_of(rows[0], "live")
-            recycled = self._raw("admin").get(f"/v1/recycle_bin/{key}")
+            if self._admin_http is None:
+                self._admin_http = self._raw("admin")
+            recycled = self._admin_http.get(f"/v1/recycle_bin/{key}")
             if recycled.status_code == 200 and recycled.json():
                 return self._entry_of(recycled.json()["attrs"], "recycled")
             return None
@@ -488,8 +506,6 @@ class KanidmdTarget(KanidmTarget):
             )
             for attrs_ in rows
         )
-        import hashlib
-
         return hashlib.sha256("\n".join(image).encode()).hexdigest()
 
     # --- seeding -------------------------------------------------------------------------
@@ -498,9 +514,9 @@ class KanidmdTarget(KanidmTarget):
         response = self._idm.post(f"/v1/{kind}", json={"attrs": attrs_})
         if response.status_code != 200:
             raise AssertionError(f"POST /v1/{kind}: {response.status_code} {response.text}")
-        created = self.entry(attrs_["name"][0])
-        assert created is not None
-        return created.uuid
+        rows = self._search({"eq": ["name", attrs_["name"][0].lower()]})
+        assert rows, attrs_["name"]
+        return uuid.UUID(rows[0]["uuid"][0])
 
     def add_person(
         self, name: str, *, displayname: str | None = None, mail: Sequence[str] = ()
@@ -517,13 +533,10 @@ class KanidmdTarget(KanidmTarget):
         return self._create("group", attrs_)
 
     def _kind(self, uid: uuid.UUID) -> str:
-        found = self.entry(uid)
-        if found is None or found.state != "live":
+        rows = self._search({"eq": ["uuid", str(uid)]})
+        if not rows:
             raise AssertionError(f"no live entry {uid}")
-        for cls, kind in (("person", "person"), ("service_account", "service_account")):
-            if cls in found.classes:
-                return kind
-        return "group"
+        return _kind_of(rows[0].get("class", []))
 
     def recycle(self, uid: uuid.UUID) -> None:
         response = self._idm.delete(f"/v1/{self._kind(uid)}/{uid}")
@@ -576,16 +589,11 @@ class KanidmdTarget(KanidmTarget):
                     if admin.get_sync_account(name) is not None:
                         admin.terminate(name)
             self._accounts.clear()
-            for uid in self._live_uuids():
-                if uid in self._baseline:
-                    continue
-                found = self.entry(uid)
-                if found is None:
-                    continue
-                for cls in ("person", "service_account", "group"):
-                    if cls in found.classes:
-                        self._idm.delete(f"/v1/{cls}/{uid}")
-                        break
+            for uid, classes in self._live().items():
+                if uid not in self._baseline and {"person", "service_account", "group"} & set(
+                    classes
+                ):
+                    self._idm.delete(f"/v1/{_kind_of(classes)}/{uid}")
         finally:
             self._close_clients()
 
@@ -593,6 +601,15 @@ class KanidmdTarget(KanidmTarget):
         for client in self._clients:
             client.close()
         self._clients.clear()
+
+
+def _kind_of(classes: Iterable[str]) -> str:
+    """The v1 API path segment for an entry of these classes."""
+    found = set(classes)
+    for kind in ("person", "service_account"):
+        if kind in found:
+            return kind
+    return "group"
 
 
 def _is_uuid(value: str) -> bool:

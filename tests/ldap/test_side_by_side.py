@@ -83,13 +83,7 @@ def opened() -> Iterator[list[KanidmdTarget]]:
 
 
 def target(server: Kanidmd, opened: list[KanidmdTarget]) -> KanidmdTarget:
-    made = KanidmdTarget(
-        server.url,
-        admin_password=server.admin_password,
-        idm_admin_password=server.idm_admin_password,
-        ca_path=str(server.ca_path),
-        kanidmd=server,
-    )
+    made = KanidmdTarget.of(server)
     opened.append(made)
     return made
 

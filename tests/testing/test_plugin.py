@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from kanidm_sync.testing._pytest_plugin import OPTIONS
+
 pytest_plugins = ["pytester"]
 
 
@@ -57,13 +59,7 @@ def test_testing_package_does_not_import_pytest() -> None:
 @pytest.fixture
 def no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The options' environment variables would point the inner run at a real server."""
-    for name in (
-        "KANIDM_SYNC_KANIDMD",
-        "KANIDM_SYNC_TEST_URL",
-        "KANIDM_SYNC_TEST_ADMIN_PASSWORD",
-        "KANIDM_SYNC_TEST_IDM_ADMIN_PASSWORD",
-        "KANIDM_SYNC_TEST_CA",
-    ):
+    for _option, _metavar, name, _help in OPTIONS:
         monkeypatch.delenv(name, raising=False)
 
 
