@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
-
-import attrs
+from typing import TYPE_CHECKING
 
 from ._chunk import is_keep_alive
+from ._diagnose_unique import Candidate, suspect, uniqueness_finding, unknown_base_note
 from ._diagnosis import Diagnosis, Suspect, rules_for
 from ._exceptions import (
     APIStatusError,
@@ -45,8 +44,7 @@ from ._exceptions import (
 from ._projection import KnownState, kind_of, name_of, project_entry
 from ._proto._changeset import ChangeSet
 from ._proto._checks import gidnumber_allowed
-from ._proto._entries import Entry
-from ._proto._state import DeleteOnly, RefreshState
+from ._proto._state import DeleteOnly
 from ._types import JSONObject, JSONValue
 
 if TYPE_CHECKING:
@@ -55,52 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["Diagnosis", "Suspect", "diagnose"]
 
 
-@attrs.frozen
-class _Candidate:
-    entry: Entry
-    projection: JSONObject
-    kind: str
-
-
-def _values(projection: Mapping[str, JSONValue], attribute: str) -> list[str]:
-    # The values Kanidm compares for uniqueness, lower-cased where Kanidm lower-cases.
-    if attribute in ("name", "spn"):
-        value = projection.get("name")
-        return [value.lower()] if isinstance(value, str) else []
-    if attribute in ("sync_external_id", "external_id"):
-        value = projection.get("externalId")
-        return [value.lower()] if isinstance(value, str) else []
-    raw = projection.get(attribute)
-    items = raw if isinstance(raw, list) else [] if raw is None else [raw]
-    out: list[str] = []
-    for item in items:
-        if isinstance(item, dict):
-            value = item.get("value")
-            if isinstance(value, str):
-                out.append(value.lower())
-        elif isinstance(item, str | int) and not isinstance(item, bool):
-            out.append(str(item).lower())
-    return out
-
-
 def _source_ids(rules: Rules | None) -> dict[uuid.UUID, uuid.UUID]:
     if rules is None:
         return {}
     return {remap.id: key for key, remap in rules.remap_ids.items() if remap.id is not None}
-
-
-def _suspect(
-    c: _Candidate, reason: str, attribute: str | None, sources: Mapping[uuid.UUID, uuid.UUID]
-) -> Suspect:
-    return Suspect(
-        id=c.entry.id,
-        source_id=sources.get(c.entry.id, c.entry.id),
-        kind=c.kind,
-        name=name_of(c.projection),
-        external_id=c.entry.external_id,
-        reason=reason,
-        attribute=attribute,
-    )
 
 
 def _detail_attribute(detail: JSONValue) -> str | None:
@@ -155,7 +111,7 @@ def diagnose(
     variant = error.variant or f"HTTP {error.status_code}"
     sources = _source_ids(rules)
     candidates = [
-        _Candidate(e, p, kind_of(p))
+        Candidate(e, p, kind_of(p))
         for e in changeset.entries
         if not is_keep_alive(e)
         for p in (project_entry(e),)
@@ -167,148 +123,24 @@ def diagnose(
     attribute: str | None = None
 
     def unknown_base(what: str) -> None:
-        notes.append(
-            f"the last known state is unknown, so every entry {what} is a candidate; "
-            "Kanidm does not say which entry failed"
-        )
+        notes.append(unknown_base_note(what))
 
     if isinstance(error, UniquenessError):
-        # kanidmd lists one attribute per conflicting value (["name", "name", "spn",
-        # "spn"] for a swap of two names): each attribute once is what matters here.
-        names = tuple(dict.fromkeys(error.conflicting_attributes)) or ("name",)
-        listed = ", ".join(names)
-        gave_up = {
-            (eid, _ATTRIBUTE_KEYS.get(k, k)) for eid, keys in (released or {}).items() for k in keys
-        }
-        # Kanidm reports name and spn together (the spn is derived from the name): one
-        # cause, one summary, one note, whatever the number of attributes.
-        summary = f"a value of {listed} is already used by another entry"
-        recycled_note = False
-        guesses: list[Suspect] = []
-        for attr in names:
-            attribute = attribute or attr
-            holders: dict[str, list[_Candidate]] = {}
-            for c in candidates:
-                for v in _values(c.projection, attr):
-                    holders.setdefault(v, []).append(c)
-            dups = {v: cs for v, cs in holders.items() if len(cs) > 1}
-            for v, cs in dups.items():
-                for c in cs:
-                    others = ", ".join(str(o.entry.id) for o in cs if o is not c)
-                    suspects.append(
-                        _suspect(c, f"{attr} {v!r} is also sent for {others}", attr, sources)
-                    )
-            if dups:
-                narrowed = True
-                continue
-            if _recreated(candidates, attr, deleting or {}, delete_first, sources, suspects, notes):
-                narrowed = True
-                summary = (
-                    f"a value of {attr} is still held by an entry this run deletes: it was "
-                    "deleted and re-created at the source"
-                )
-                continue
-            if isinstance(changeset.from_state, RefreshState) and base is None:
-                if not recycled_note:
-                    recycled_note = True
-                    summary = _REFRESH_SUMMARY.format(attrs=listed)
-                    notes.append(_refresh_remedy(record_path))
-            elif delete_first and not any(n.startswith(_DELETED_FIRST) for n in notes):
-                notes.append(
-                    _DELETED_FIRST + " (that request committed), so the value is held by an "
-                    "entry it does not delete: a native entry, one of another sync account"
-                    + (
-                        ""
-                        if base is not None
-                        else ", or an entry of this account that gives it up in this run "
-                        "without the runner seeing it (see below)"
-                    )
-                )
-            if base is not None:
-                held: dict[str, set[uuid.UUID]] = {}
-                freed: set[str] = set()  # released by the run's first request (committed)
-                for eid, p in base.items():
-                    released_here = (eid, _ATTRIBUTE_KEYS.get(attr, attr)) in gave_up
-                    for v in _values(p, attr):
-                        if released_here:
-                            freed.add(v)
-                        else:
-                            held.setdefault(v, set()).add(eid)
-                sent = {c.entry.id for c in candidates}
-                for c in candidates:
-                    for v in _values(c.projection, attr):
-                        owners = held.get(v, set()) - {c.entry.id}
-                        if v in freed and v not in held:
-                            continue  # its holder in this account let go of it
-                        if v not in held:
-                            # A value this account never held may be held outside it; the
-                            # runner cannot see outside, so this is a possibility.
-                            guesses.append(
-                                _suspect(
-                                    c,
-                                    f"{attr} {v!r} is new to this sync account, so another "
-                                    "Kanidm entry (native or of another sync account) may "
-                                    "hold it",
-                                    attr,
-                                    sources,
-                                )
-                            )
-                        elif owners - sent:
-                            # Certain: the record says this account holds it elsewhere.
-                            other = sorted(str(o) for o in owners - sent)[0]
-                            suspects.append(
-                                _suspect(
-                                    c,
-                                    f"{attr} {v!r} is still held by {other} of this sync "
-                                    "account, which this request does not change",
-                                    attr,
-                                    sources,
-                                )
-                            )
-                        else:
-                            continue
-                        break
-            else:
-                if not any(n.startswith("the last known state is unknown") for n in notes):
-                    unknown_base(f"carrying {listed}")
-                    if not isinstance(changeset.from_state, RefreshState):
-                        notes.append(_exchange_note(record, released or {}))
-                guesses.extend(
-                    _suspect(
-                        c,
-                        f"{attr} {_values(c.projection, attr)[0]!r} may be held by another "
-                        "entry (Kanidm does not say which value collided)",
-                        attr,
-                        sources,
-                    )
-                    for c in candidates
-                    if _values(c.projection, attr)
-                )
-        if base is not None and not narrowed:
-            certain = bool(suspects)
-            unique_guesses = {g.id for g in guesses}
-            # Over an exact base, a lone entry with a new value is the only one that can
-            # collide with something outside the account: then it is certain too.
-            narrowed = certain or len(unique_guesses) == 1
-            if len(unique_guesses) > 1:
-                notes.append(
-                    f"{len(unique_guesses)} entries carry values new to this sync account and "
-                    "any of them may be the one Kanidm refused (it does not say which): check "
-                    "which of these names or values already exist in Kanidm before pasting a "
-                    "rule, and apply it only to those"
-                )
-            elif len(unique_guesses) == 1 and not certain:
-                g = guesses[0]
-                guesses = [
-                    attrs.evolve(
-                        g,
-                        reason=g.reason.replace(
-                            "may hold it",
-                            "holds it (the only value of the request new to this account)",
-                        ),
-                    )
-                ]
-        suspects.extend(guesses)
+        found = uniqueness_finding(
+            error,
+            changeset.from_state,
+            candidates,
+            known=known,
+            sources=sources,
+            deleting=deleting or {},
+            delete_first=delete_first,
+            released=released or {},
+            record_path=record_path,
+            record=record,
+        )
+        summary, narrowed, attribute = found.summary, found.narrowed, found.attribute
+        suspects.extend(found.suspects)
+        notes.extend(found.notes)
     elif isinstance(error, OwnershipError | InvalidEntryStateError):
         recycled = set(known.deleted) if known is not None else set()
         if isinstance(error, OwnershipError):
@@ -321,24 +153,20 @@ def diagnose(
         for c in candidates:
             if c.entry.id in recycled:
                 suspects.append(
-                    _suspect(
-                        c, "this runner deleted this id earlier; it is recycled", None, sources
-                    )
+                    suspect(c, "this runner deleted this id earlier; it is recycled", None, sources)
                 )
         if suspects:
             narrowed = True
         elif base is not None:
             suspects = [
-                _suspect(c, "its id is new to this sync account", None, sources)
+                suspect(c, "its id is new to this sync account", None, sources)
                 for c in candidates
                 if c.entry.id not in base
             ]
             narrowed = bool(suspects)
         else:
             unknown_base("")
-            suspects = [
-                _suspect(c, "its id may exist in Kanidm", None, sources) for c in candidates
-            ]
+            suspects = [suspect(c, "its id may exist in Kanidm", None, sources) for c in candidates]
     elif isinstance(error, CredentialImportError):
         summary = "a password or TOTP import could not be converted"
         attribute = "password_import"
@@ -350,7 +178,7 @@ def diagnose(
         if totp_only and "totp" in str(error.detail):
             attribute = "totp_import"
             suspects = [
-                _suspect(c, "totp_import without password_import", "totp_import", sources)
+                suspect(c, "totp_import without password_import", "totp_import", sources)
                 for c in totp_only
             ]
             narrowed = True
@@ -358,7 +186,7 @@ def diagnose(
             for c in candidates:
                 for attr in ("password_import", "unix_password_import", "totp_import"):
                     if attr in c.projection:
-                        suspects.append(_suspect(c, f"carries {attr}", attr, sources))
+                        suspects.append(suspect(c, f"carries {attr}", attr, sources))
                         break
             if base is None:
                 unknown_base("with an import")
@@ -370,7 +198,7 @@ def diagnose(
         for c in candidates:
             gid = c.projection.get("gidnumber")
             if isinstance(gid, int) and not gidnumber_allowed(gid):
-                suspects.append(_suspect(c, f"gidnumber {gid} is reserved", "gidnumber", sources))
+                suspects.append(suspect(c, f"gidnumber {gid} is reserved", "gidnumber", sources))
         narrowed = bool(suspects)
     elif isinstance(error, ReferentialIntegrityError):
         summary = "a member (or provider) UUID refers to no entry in Kanidm"
@@ -384,7 +212,7 @@ def diagnose(
                     continue
                 if ref_id not in ids:
                     suspects.append(
-                        _suspect(c, f"references unknown UUID {ref_id}", "member", sources)
+                        suspect(c, f"references unknown UUID {ref_id}", "member", sources)
                     )
                     break
         if base is None and suspects:
@@ -396,7 +224,7 @@ def diagnose(
         summary = "an SSH public key did not parse"
         attribute = "ssh_publickey"
         suspects = [
-            _suspect(c, "carries ssh_publickey", "ssh_publickey", sources)
+            suspect(c, "carries ssh_publickey", "ssh_publickey", sources)
             for c in candidates
             if "ssh_publickey" in c.projection
         ]
@@ -420,7 +248,7 @@ def diagnose(
         summary = f"Kanidm refused the content ({variant})"
         if attribute:
             suspects = [
-                _suspect(c, f"carries {attribute}", attribute, sources)
+                suspect(c, f"carries {attribute}", attribute, sources)
                 for c in candidates
                 if attribute in c.projection
             ]
@@ -430,134 +258,32 @@ def diagnose(
     for s in suspects:
         unique.setdefault(s.id, s)
     suspects = list(unique.values())
+    # A suggested id or name must be new: not in the rules, the record or the request
+    # (an id remapped before and recycled in turn must not be suggested again).
+    taken_ids = {c.entry.id for c in candidates}
+    taken_names = {n for c in candidates if (n := name_of(c.projection)) is not None}
+    if known is not None:
+        taken_ids.update(known.entries, known.deleted)
+        taken_names.update(n for p in known.entries.values() if (n := name_of(p)) is not None)
+    if rules is not None:
+        taken_ids.update(rules.exclude_ids)
+    in_force = rules.remap_ids if rules is not None else None
+
+    def rules_text(some: Sequence[Suspect]) -> str:
+        return rules_for(
+            some, variant, in_force=in_force, taken_ids=taken_ids, taken_names=taken_names
+        )
+
+    several = len({s.source_id for s in suspects}) > 1
     return Diagnosis(
         error=variant,
         summary=summary,
         suspects=tuple(suspects),
         narrowed=narrowed,
-        rules_toml=rules_for(suspects, variant),
+        rules_toml=rules_text(suspects),
         notes=tuple(notes),
+        rule_template=rules_text(suspects[:1]) if several and not narrowed else "",
     )
-
-
-_REFRESH_SUMMARY: Final = (
-    "a value of {attrs} is already held by another entry. Kanidm is in Refresh and this "
-    "runner has no record of the account, so the holder is most likely an entry outside "
-    "this sync account (a native Kanidm entry, or one of another sync account: on a first "
-    "sync, an account that already exists in Kanidm); less likely, an entry of this "
-    "account deleted and re-created at the source, or entries of this account exchanging "
-    "values (a swap, a chain of renames)"
-)
-_ATTRIBUTE_KEYS: Final = {
-    "name": "name",
-    "spn": "name",
-    "sync_external_id": "externalId",
-    "external_id": "externalId",
-    "externalId": "externalId",
-    "mail": "mail",
-    "gidnumber": "gidnumber",
-}
-"""Kanidm attribute (as a 409 names it) or plan key -> the wire key a release gives up."""
-
-_EXCHANGE_REMEDY: Final = (
-    "Kanidm checks uniqueness against what it holds before each request, and the runner "
-    "frees such values in a first request only when its record shows the exchange. "
-    "Remedy: remap, for one run, each entry that takes a value another entry of this "
-    "account holds in Kanidm to a value nobody holds (a name such as <name>-sync, no mail, "
-    "a free gidnumber), then remove those rules and run again"
-)
-
-
-def _exchange_note(record: bool, released: Mapping[uuid.UUID, Sequence[str]]) -> str:
-    """What an unknown base means for values changing hands, and the remedy."""
-    if released:
-        seen = (
-            f"the runner already retried with the values its local record (of another "
-            f"cookie) shows changing hands released first ({len(released)} entries), but "
-            "that record no longer describes what Kanidm holds"
-        )
-    elif record:
-        seen = (
-            "the runner's local record (of another cookie) shows no value changing hands "
-            "between entries of this account, but it no longer describes what Kanidm holds"
-        )
-    else:
-        seen = (
-            "without a record of what Kanidm holds, the runner cannot see entries of this "
-            "account exchanging values (a swap, a chain of renames)"
-        )
-    return f"{seen}. {_EXCHANGE_REMEDY}"
-
-
-_DELETED_FIRST: Final = "this run already sent its deletions first"
-
-
-def _refresh_remedy(record_path: bool) -> str:
-    record = (
-        "this runner keeps a record (state_path) but has none for this account yet (a first "
-        "sync, or a lost record), so it cannot tell which"
-        if record_path
-        else "without a record (state_path) this runner cannot tell which"
-    )
-    return (
-        f"{record}. If a native or foreign entry holds the value: remap the source entry "
-        "(a new name) or exclude it; or, when it is the same person or group, delete or "
-        "rename the native entry first. If instead the entry was deleted and re-created at "
-        "the source (Kanidm sets external ids before its refresh cleanup deletes the old "
-        "entry): exclude the re-created entries for one run, so the refresh deletes their "
-        "old selves and Kanidm becomes Active, then remove the rule and run again"
-        + ("" if record_path else "; with a state_path record the runner does this split itself")
-        + ". If entries of this account exchange values: "
-        + _EXCHANGE_REMEDY
-    )
-
-
-def _recreated(
-    candidates: Sequence[_Candidate],
-    attr: str,
-    deleting: Mapping[uuid.UUID, JSONObject],
-    delete_first: bool,
-    sources: Mapping[uuid.UUID, uuid.UUID],
-    suspects: list[Suspect],
-    notes: list[str],
-) -> bool:
-    """Suspect the entries whose ``attr`` value an entry deleted by the same run holds."""
-    held: dict[str, uuid.UUID] = {}
-    for eid, proj in deleting.items():
-        for v in _values(proj, attr):
-            held.setdefault(v, eid)
-    found = False
-    for c in candidates:
-        for v in _values(c.projection, attr):
-            other = held.get(v)
-            if other is None or other == c.entry.id:
-                continue
-            suspects.append(
-                _suspect(
-                    c,
-                    f"{attr} {v!r} is held by {other}, which this run deletes: the entry was "
-                    "deleted and re-created at the source (Kanidm checks uniqueness before it "
-                    "deletes)",
-                    attr,
-                    sources,
-                )
-            )
-            found = True
-            break
-    if found:
-        notes.append(
-            "the runner's delete-first request should have removed the old entry before this "
-            "one; "
-            + (
-                "it was sent and committed, so the old entry was not live and owned by this "
-                "account (check it in Kanidm)"
-                if delete_first
-                else "this plan was made without it (a plan built elsewhere, or a record "
-                "that did not show the reuse): run again with runner.run_once(), which "
-                "plans it"
-            )
-        )
-    return found
 
 
 def _references(projection: Mapping[str, JSONValue]) -> Iterable[str]:
