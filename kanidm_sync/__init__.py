@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._account import SyncAccount
 from ._auth import ClientConfig, KanidmAuth, load_cached_token, load_client_config
+from ._baseline import source_state
 from ._chunk import ChunkingError
 from ._client import AsyncClient, Client
 from ._diagnose import Diagnosis, Suspect
@@ -44,6 +45,7 @@ from ._exceptions import (
     ValidationError,
 )
 from ._guards import DeletionGuardError, GuardError, Guards, SourceGuardError
+from ._lock import ConcurrentRunError
 from ._plan_model import Action, EntryChange, Plan
 from ._proto._admin import SyncAccountInfo, TokenInfo
 from ._proto._changeset import ChangeSet
@@ -97,6 +99,7 @@ __all__ = [
     "ChunkingError",
     "Client",
     "ClientConfig",
+    "ConcurrentRunError",
     "ConfigError",
     "CredentialImportError",
     "DataError",
@@ -173,6 +176,7 @@ __all__ = [
     "__version__",
     "load_cached_token",
     "load_client_config",
+    "source_state",
 ]
 
 # Present public classes as kanidm_sync.X rather than kanidm_sync._proto._x.X (httpx does

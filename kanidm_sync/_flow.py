@@ -13,6 +13,7 @@ do), compute diffs (``_plan``), split requests (``_chunk``) or decide guards
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import cast
 
 import attrs
 
+from ._baseline import unwrap
 from ._chunk import (
     ChunkingError,
     is_keep_alive,
@@ -52,7 +54,16 @@ from ._exceptions import (
     UniquenessError,
     ValidationError,
 )
+from ._flow_support import (
+    _baseline,
+    _carry,
+    describe_batch,
+    describe_plan,
+    describe_state,
+    quiet_warnings,
+)
 from ._guards import GuardError, Guards, check_guards
+from ._lock import ConcurrentRunError, RunLock
 from ._plan import KnownState, Plan, apply_to_known, build_plan, resume_plan
 from ._proto._changeset import ChangeSet
 from ._proto._report import ValidationReport
@@ -90,11 +101,14 @@ class _RunnerCore:
             raise ValueError("max_request_bytes must be at least 4096")
         self._rules = rules
         self._store = _RecordStore(None if state_path is None else pathlib.Path(state_path))
+        # One run at a time per record (``_lock``); no record, nothing local to protect.
+        self._lock = None if self._store.path is None else RunLock(self._store.path)
         self._guards = guards if guards is not None else Guards()
         self._max_bytes = max_request_bytes
         self._progress = progress
         self._validate = validate
         self._status = RunnerStatus()
+        self._warned_no_record = False
 
     @property
     def status(self) -> RunnerStatus:
@@ -115,6 +129,22 @@ class _RunnerCore:
         if self._progress is not None:
             self._progress(progress)
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the record's lock for one plan or run; a refusal is a failed run."""
+        if self._lock is None:
+            yield
+            return
+        try:
+            self._lock.acquire()
+        except ConcurrentRunError as exc:
+            self._record(self._failure(_now(), time.monotonic(), None, exc, None))
+            raise
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     # --- flows ---------------------------------------------------------------------------
 
     def _guards_for(self, allow_deletes: bool) -> Guards:
@@ -125,19 +155,21 @@ class _RunnerCore:
         return (yield from self._plan_from(state, guards))
 
     def _plan_from(self, state: SyncState, guards: Guards) -> Generator[_Effect, object, _Planned]:
-        self._emit(Progress(phase="state", done=1, total=1, message=repr(state)))
+        self._emit(Progress(phase="state", done=1, total=1, message=describe_state(state)))
         known = cast("KnownState | None", (yield _LoadKnown()))
-        # The size of the last image applied, whatever its cookie (for the shrink guard).
-        previous = len(known.entries) if known is not None else None
+        self._warn_without_record()
         chunk = parse_chunk_cookie(state)
         ask = chunk.base if chunk is not None else state
+        # Kanidm's cookie carries the count of entries the account holds (_baseline);
+        # the source sees only its own cookie.
+        source_state, carried = unwrap(ask)
         if chunk is not None:
             _log.info(
                 "Kanidm holds chunk %d of %d of an unfinished run; asking the source again",
                 chunk.index,
                 chunk.total,
             )
-        batch = yield from self._fetch(ask)
+        batch = yield from self._fetch(source_state)
         if (
             chunk is None
             and isinstance(batch, Delta)
@@ -154,10 +186,13 @@ class _RunnerCore:
                 "full image"
             )
             batch = yield from self._fetch(RefreshState())
-        self._emit(Progress(phase="fetch", done=1, total=1, message=repr(batch)))
+        exact = known if known is not None and known.matches(ask) else None
+        baseline = _baseline(exact, known, carried, batch)
+        batch = _carry(batch, baseline, exact)
+        self._emit(Progress(phase="fetch", done=1, total=1, message=describe_batch(batch)))
         warnings: list[str] = []
         report = self._check(state, batch)
-        warnings.extend(str(p) for p in report.warnings)
+        warnings.extend(quiet_warnings(report, batch, exact))
         plan: Plan | None = None
         if chunk is not None:
             # The crashed run may have been a retry after a conflict (see _apply_flow):
@@ -177,7 +212,7 @@ class _RunnerCore:
             if plan is None:
                 _log.info("the source moved since the chunked run began; starting it over")
                 if isinstance(batch, Delta):
-                    batch = yield from self._fetch(RefreshState())
+                    batch = _carry((yield from self._fetch(RefreshState())), baseline, None)
                     self._check(state, batch)
                 # The record (for the state the crashed run started from) no longer
                 # describes Kanidm, so the plan's base is unknown; it stays a hint for a
@@ -186,10 +221,20 @@ class _RunnerCore:
             plan = build_plan(
                 state=state, batch=batch, known=known, max_request_bytes=self._max_bytes
             )
-        self._emit(Progress(phase="plan", done=1, total=1, message=repr(plan)))
+        self._emit(Progress(phase="plan", done=1, total=1, message=describe_plan(plan)))
         _log.info("plan: %s; base: %s", plan.counts, plan.base_note)
-        check_guards(plan, guards, previous_count=previous)
+        check_guards(plan, guards, baseline=baseline, started_from=ask)
         return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes), batch=batch)
+
+    def _warn_without_record(self) -> None:
+        if self._store.path is not None or self._warned_no_record:
+            return
+        self._warned_no_record = True
+        _log.warning(
+            "this runner has no state_path: every plan is over an unknown base (a full image "
+            "is re-sent whole, deletions cannot be named), and the guards know only the "
+            "count Kanidm's cookie carries; pass state_path= to keep a local record"
+        )
 
     def _fetch(self, state: SyncState) -> Generator[_Effect, object, FullImage | Delta]:
         batch = self._batch((yield _Fetch(state)))
@@ -205,6 +250,8 @@ class _RunnerCore:
         if self._rules is not None:
             ruled = self._rules.apply(batch)
             assert isinstance(ruled, FullImage | Delta)  # rules keep the kind of batch
+            if isinstance(ruled, Delta) and isinstance(batch, Delta) and ruled.total is None:
+                ruled = attrs.evolve(ruled, total=batch.total)
             batch = ruled
         return batch
 
@@ -346,7 +393,9 @@ class _RunnerCore:
     ) -> Generator[_Effect, object, tuple[int, int]]:
         sent = 0
         size = 0
-        entries = 0
+        # Each entry once (an entry releasing a value is sent again with its own), and
+        # not the placeholders that keep an intermediate request non-empty.
+        entries: set[int] = set()
         pending = plan.pending_requests
         sizes = plan.request_sizes[plan.resume_from :]
         for n, (request, body) in enumerate(zip(pending, sizes, strict=True), start=1):
@@ -364,7 +413,7 @@ class _RunnerCore:
                 raise self._diagnosed(planned, plan, request, exc, sent, size) from exc
             sent += 1
             size += body
-            entries += len(request.entries)
+            entries.update(e.id.int for e in request.entries if not is_keep_alive(e))
             _log.info(
                 "applied request %d of %d (%d entries, %d bytes)",
                 n + plan.resume_from,
@@ -377,8 +426,8 @@ class _RunnerCore:
                     phase="apply",
                     done=n + plan.resume_from,
                     total=len(plan.requests),
-                    entries=entries,
-                    message=f"request {n + plan.resume_from} of {len(plan.requests)}",
+                    entries=len(entries),
+                    message=f"applied request {n + plan.resume_from} of {len(plan.requests)}",
                 )
             )
         return sent, size
@@ -438,7 +487,7 @@ class _RunnerCore:
             self._record(self._failure(started, t0, planned, exc, None, seen=seen))
             raise
         self._record(report)
-        self._emit(Progress(phase="done", done=1, total=1, message=report.outcome))
+        self._emit(Progress(phase="done", done=1, total=1, message=f"run {report.outcome}"))
         _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
         return report
 

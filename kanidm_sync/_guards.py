@@ -17,13 +17,14 @@ obviously went wrong: it came back empty, or much smaller than last time.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
+from ._baseline import Baseline
 from ._exceptions import KanidmSyncError
 from ._plan_model import Action, Plan
-from ._proto._state import RetainOnly
+from ._proto._state import ActiveState, RetainOnly, SyncState
 
 __all__ = ["DeletionGuardError", "GuardError", "Guards", "SourceGuardError", "check_guards"]
 
@@ -105,7 +106,9 @@ class SourceGuardError(GuardError):
         count: how many entries the source returned (or would be left).
         previous: how many entries the account held, when known.
         reason: ``"empty"`` (nothing would be left: ``allow_empty_source`` lets it
-            through) or ``"shrink"`` (more than ``max_shrink_fraction`` gone:
+            through), ``"unknown"`` (a full image would delete from an Active account
+            that nothing tells the size of: ``allow_deletes`` for the run) or
+            ``"shrink"`` (more than ``max_shrink_fraction`` gone:
             ``allow_shrink``).
     """
 
@@ -116,12 +119,20 @@ class SourceGuardError(GuardError):
         plan: Plan,
         count: int,
         previous: int | None,
-        reason: Literal["empty", "shrink"] = "empty",
+        reason: Literal["empty", "shrink", "unknown"] = "empty",
     ) -> None:
         super().__init__(message, plan=plan)
         self.count = count
         self.previous = previous
-        self.reason: Literal["empty", "shrink"] = reason
+        self.reason: Literal["empty", "shrink", "unknown"] = reason
+
+
+_WHERE: Final[dict[str, str]] = {
+    "record": "",
+    "cookie": "in Kanidm's last applied state ",
+    "old-record": "last time ",
+    "source": "in the source's previous image ",
+}
 
 
 def _left_after(plan: Plan, previous: int | None) -> int | None:
@@ -139,20 +150,71 @@ def _left_after(plan: Plan, previous: int | None) -> int | None:
     return previous - len(plan.deletes) + added
 
 
-def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = None) -> None:
+def _baseline_of(
+    plan: Plan, baseline: Baseline | None, previous_count: int | None
+) -> Baseline | None:
+    if plan.synced_before is not None:
+        return Baseline(count=plan.synced_before, source="record")
+    if baseline is not None:
+        return baseline
+    if previous_count is not None:
+        return Baseline(count=previous_count, source="old-record")
+    return None
+
+
+def check_guards(
+    plan: Plan,
+    guards: Guards,
+    *,
+    previous_count: int | None = None,
+    baseline: Baseline | None = None,
+    started_from: SyncState | None = None,
+) -> None:
     """Refuse ``plan`` if it trips a guard.
 
     Args:
         plan: the plan about to be applied.
         guards: the thresholds and allowances.
         previous_count: how many entries the last full image applied by this runner had
-            (from the local record, whatever its cookie), for the shrink guard.
+            (from the local record, whatever its cookie), for the shrink guard; used when
+            ``baseline`` is ``None``.
+        baseline: how many entries the account holds, as far as the run knows (the
+            record, the count Kanidm's cookie carries, the source's previous image).
+        started_from: the state the run started from (the base of a chunk cookie);
+            defaults to ``plan.from_state``.
 
     Raises:
-        SourceGuardError: the source is empty or shrank too much.
+        SourceGuardError: the source is empty or shrank too much, or a full image would
+            delete an unknown number of entries from an Active account.
         DeletionGuardError: too many deletions.
     """
-    previous = plan.synced_before if plan.synced_before is not None else previous_count
+    known = _baseline_of(plan, baseline, previous_count)
+    previous = known.count if known is not None else None
+    start = started_from if started_from is not None else plan.from_state
+    if (
+        known is None
+        and plan.source == "full"
+        and not plan.deletions_known
+        and isinstance(start, ActiveState)
+        and plan.source_count
+        and not guards.allow_deletes
+    ):
+        # Kanidm is Active, so the account holds entries, and nothing tells how many: no
+        # local record, and a cookie without the count kanidm-sync carries in it (an older
+        # version, another tool). The full image deletes every entry it does not list
+        # (RetainOnly), an unknown number: an operator decides.
+        raise SourceGuardError(
+            f"the source returned {plan.source_count} entries, and nothing tells how many "
+            "entries this sync account holds (no local record of this account, and "
+            "Kanidm's cookie was not written by kanidm-sync): applying would delete every "
+            "entry it holds that the source does not list, an unknown number. Check the "
+            "source, then allow this run explicitly (allow_deletes=True); every run after "
+            "it knows the count",
+            plan=plan,
+            count=plan.source_count,
+            previous=None,
+            reason="unknown",
+        )
     # A delta whose present list is empty keeps nothing: the same as an empty image.
     empty_delta = (
         plan.source == "delta"
@@ -167,11 +229,13 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
     left = _left_after(plan, previous)
     if left is not None and left <= 0 and plan.deletes:
         empty = True
+    held = known.describe() if known is not None else ""
+    known_count = held.removeprefix("the ")
     if empty and not guards.allow_empty_source:
         raise SourceGuardError(
             "the source returned no entries: applying would delete every entry this "
             "sync account owns"
-            + (f" ({previous})" if previous else "")
+            + (f" ({known_count})" if previous else "")
             + ". If that is intended, allow it explicitly "
             "(Guards(allow_empty_source=True, allow_deletes=True))",
             plan=plan,
@@ -188,8 +252,9 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
         and plan.source_count < (1.0 - guards.max_shrink_fraction) * previous
     ):
         raise SourceGuardError(
-            f"the source returned {plan.source_count} entries, down from {previous} last "
-            f"time (more than {guards.max_shrink_fraction:.0%} fewer): refusing in case the "
+            f"the source returned {plan.source_count} entries, down from {known_count} "
+            f"{_WHERE[known.source] if known is not None else ''}(more than "
+            f"{guards.max_shrink_fraction:.0%} fewer): refusing in case the "
             "source is broken. If the shrink is real, allow it explicitly "
             "(Guards(allow_shrink=True))",
             plan=plan,
@@ -198,14 +263,17 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
             reason="shrink",
         )
     deletions = len(plan.deletes)
-    synced = plan.synced_before if plan.synced_before is not None else (previous_count or 0)
+    synced = previous or 0
     if (
         not guards.allow_deletes
         and deletions > guards.max_delete_count
         and deletions > guards.max_delete_fraction * synced
     ):
+        of = (
+            f"{held} synced entries" if known is not None else "an unknown number of synced entries"
+        )
         raise DeletionGuardError(
-            f"the run would delete {deletions} of {synced} synced entries (limits: more "
+            f"the run would delete {deletions} of {of} (limits: more "
             f"than {guards.max_delete_count} and more than {guards.max_delete_fraction:.0%} "
             "needs an explicit allow). Check plan.deletes, then rerun with "
             "allow_deletes=True",
@@ -226,7 +294,7 @@ def check_guards(plan: Plan, guards: Guards, *, previous_count: int | None = Non
         # in one run looks like a broken source, below the deletion guard's counts
         # too. ``allow_deletes`` also lets it through: it acknowledges the deletions.
         raise SourceGuardError(
-            f"the run would delete {len(plan.deletes)} of the {previous} entries this sync "
+            f"the run would delete {len(plan.deletes)} of {held} entries this sync "
             f"account held (more than {guards.max_shrink_fraction:.0%}): refusing in case "
             "the source is broken. If the shrink is real, allow it explicitly "
             "(allow_deletes=True, or Guards(allow_shrink=True))",

@@ -82,8 +82,11 @@ class Runner(_RunnerCore):
         source: the source adapter (see :mod:`kanidm_sync.adapters`).
         rules: exclude and remap rules applied to every batch.
         state_path: the file recording what was last applied (the plan's diff base, and
-            what lets an unchanged entry stay unsent). One file per sync account. Without
-            it every run plans against an unknown base and re-sends every entry.
+            what lets an unchanged entry stay unsent). One file per sync account; each run
+            holds ``<state_path>.lock`` (a second runner on it raises
+            :class:`~kanidm_sync.ConcurrentRunError`). Without it every run plans against
+            an unknown base and re-sends every entry (the guards then use the count
+            Kanidm's cookie carries; the runner warns once).
         guards: deletion and source guards (default: refuse deleting more than 50 entries
             that are also more than 10%, an empty source, a source half its last size).
         max_request_bytes: the largest request body sent (default 30 MiB; Kanidm's limit
@@ -138,16 +141,17 @@ class Runner(_RunnerCore):
     def _drive(self, flow: Generator[_Effect, object, _T]) -> _T:
         value: object = None
         error: BaseException | None = None
-        while True:
-            try:
-                effect = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return cast("_T", stop.value)
-            error = None
-            try:
-                value = self._perform(effect)
-            except Exception as exc:  # handed to the flow, which re-raises
-                value, error = None, exc
+        with self._exclusive():
+            while True:
+                try:
+                    effect = flow.send(value) if error is None else flow.throw(error)
+                except StopIteration as stop:
+                    return cast("_T", stop.value)
+                error = None
+                try:
+                    value = self._perform(effect)
+                except Exception as exc:  # handed to the flow, which re-raises
+                    value, error = None, exc
 
     def plan(self, *, allow_deletes: bool = False) -> Plan:
         """Read Kanidm's state and the source, and plan the run without applying it.
@@ -301,16 +305,17 @@ class AsyncRunner(_RunnerCore):
     async def _drive(self, flow: Generator[_Effect, object, _T]) -> _T:
         value: object = None
         error: BaseException | None = None
-        while True:
-            try:
-                effect = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return cast("_T", stop.value)
-            error = None
-            try:
-                value = await self._perform(effect)
-            except Exception as exc:
-                value, error = None, exc
+        with self._exclusive():
+            while True:
+                try:
+                    effect = flow.send(value) if error is None else flow.throw(error)
+                except StopIteration as stop:
+                    return cast("_T", stop.value)
+                error = None
+                try:
+                    value = await self._perform(effect)
+                except Exception as exc:
+                    value, error = None, exc
 
     async def plan(self, *, allow_deletes: bool = False) -> Plan:
         """Read Kanidm's state and the source, and plan the run (see :meth:`Runner.plan`).

@@ -86,6 +86,11 @@ def position(state: SyncState) -> bytes | None:
     raise TypeError(f"expected a SyncState, not {type(state).__name__}")
 
 
+def _optional_count(inst: object, attribute: attrs.Attribute[int | None], value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise TypeError(f"Delta.{attribute.name} must be None or a non-negative int, not {value!r}")
+
+
 @attrs.frozen(kw_only=True, repr=False)
 class FullImage:
     """Every entry the source holds now, and the cookie that marks this point.
@@ -114,12 +119,17 @@ class Delta:
             (an RFC 4533 present phase); entries Kanidm holds that are not listed here
             nor in ``entries`` are deleted.
         cookie: the source's new bookmark; becomes Kanidm's ``to_state``.
+        total: when not ``None``, how many entries the source holds once this delta is
+            applied (a :class:`~kanidm_sync.adapters.SnapshotAdapter` knows; a directory's
+            change feed usually does not). The runner's guards use it to tell how much
+            of the account a delta deletes when it has no local record.
     """
 
     entries: tuple[Entry, ...] = attrs.field(default=(), converter=_entries)
     deleted: tuple[uuid.UUID, ...] = attrs.field(default=(), converter=_ids)
     present: tuple[uuid.UUID, ...] | None = attrs.field(default=None, converter=_optional_ids)
     cookie: bytes = attrs.field(converter=_cookie)
+    total: int | None = attrs.field(default=None, validator=_optional_count)
 
     def __repr__(self) -> str:
         present = "None" if self.present is None else f"<{len(self.present)} ids>"

@@ -74,6 +74,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final, Protocol, runtime_checkable
@@ -186,10 +187,15 @@ def _unb64(text: object, what: str) -> bytes:
         raise _CorruptStoreError(f"{what} is not base64") from None
 
 
+_HEX_KEY = re.compile(r"[0-9a-f]{32}\Z")
+
+
 def _digest_map(value: object, what: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _CorruptStoreError(f"{what} is not an object")
     for key, item in value.items():
+        if not _HEX_KEY.match(key):
+            raise _CorruptStoreError(f"{what} has a key that is not an entry id: {key[:40]!r}")
         if not isinstance(item, str):
             raise _CorruptStoreError(f"{what}[{key!r}] is not a string")
     return value
@@ -228,7 +234,9 @@ def _decode_store(data: object) -> _Store:
             raise _CorruptStoreError("'pending' is not an object")
         base = raw.get("base")
         deleted = raw.get("deleted")
-        if not isinstance(deleted, list) or not all(isinstance(d, str) for d in deleted):
+        if not isinstance(deleted, list) or not all(
+            isinstance(d, str) and _HEX_KEY.match(d) for d in deleted
+        ):
             raise _CorruptStoreError("'pending.deleted' is not a list of strings")
         pending = _Pending(
             cookie=_unb64(raw.get("cookie"), "pending.cookie"),
@@ -321,6 +329,24 @@ def _cookies_of(store: _Store) -> tuple[bytes, ...]:
     """Every cookie ``store`` knows, oldest first (what a full image retires)."""
     own = [s.cookie for s in (store.committed, store.pending) if s is not None]
     return tuple(dict.fromkeys([*store.retired, *own]))
+
+
+_MAX_MESSAGE = 300
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, KeyError) and exc.args:
+        text = f"missing key {exc.args[0]!r}"
+    text = text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _after(entry: object, current: Mapping[str, object]) -> str:
+    # The last entry listed without fault: the failing one is the next in the source.
+    if not isinstance(entry, Entry) or entry.id.hex not in current:
+        return ""
+    return f" (the last one: {entry.id}, {_describe(entry)})"
 
 
 def _describe(entry: Entry) -> str:
@@ -420,16 +446,28 @@ class SnapshotAdapter:
                 self._write(_Store(self._fingerprint, committed, None, retired))
             _log.info("snapshot unchanged since %r", committed.cookie.decode("ascii", "replace"))
             return Delta(entries=(), deleted=(), cookie=state.cookie)
-        generation = committed.generation + 1
-        cookie = _make_cookie(generation, _delta_digest(committed.cookie, changed, deleted))
-        pending = _Pending(
-            cookie=cookie,
-            generation=generation,
-            base=committed.cookie,
-            changed=changed,
-            deleted=tuple(deleted),
-        )
-        self._write(_Store(self._fingerprint, committed, pending, retired))
+        previous = store.pending if store is not None and not promoted else None
+        if (
+            previous is not None
+            and previous.base == committed.cookie
+            and previous.changed == changed
+            and set(previous.deleted) == set(deleted)
+        ):
+            # The same churn as the batch returned last time, which Kanidm did not
+            # commit (yet): the same cookie, so a runner that split that batch into
+            # several requests and stopped part-way recognises its split and resumes.
+            cookie = previous.cookie
+        else:
+            generation = committed.generation + 1
+            cookie = _make_cookie(generation, _delta_digest(committed.cookie, changed, deleted))
+            pending = _Pending(
+                cookie=cookie,
+                generation=generation,
+                base=committed.cookie,
+                changed=changed,
+                deleted=tuple(deleted),
+            )
+            self._write(_Store(self._fingerprint, committed, pending, retired))
         _log.info(
             "snapshot delta: %d added or changed, %d deleted, of %d entries",
             len(entries),
@@ -444,16 +482,26 @@ class SnapshotAdapter:
             # alone pass the deletion guard's counts).
             present=() if not current else None,
             cookie=cookie,
+            # How many entries the source holds now: the runner's guards use it when
+            # there is no other count of what the account holds.
+            total=len(current),
         )
 
     # --- steps ---------------------------------------------------------------------------
 
     def _read_source(self) -> dict[str, tuple[Entry, str]]:
+        current: dict[str, tuple[Entry, str]] = {}
+        entry: object = None
         try:
             listed = iter(self._source.snapshot())
-            current: dict[str, tuple[Entry, str]] = {}
             cache = self._cache
             for entry in listed:
+                if not isinstance(entry, Entry):
+                    raise SourceError(
+                        f"the snapshot source {type(self._source).__name__} yielded "
+                        f"{type(entry).__name__} after {len(current)} entries, not an entry "
+                        "(Person, Group, ServiceAccount, GenericEntry)"
+                    )
                 key = entry.id.hex
                 if key in current:
                     other = current[key][0]
@@ -469,10 +517,11 @@ class SnapshotAdapter:
         except KanidmSyncError:
             raise
         except Exception as exc:
-            # Backend errors become SourceError; the message shows the type only, since
-            # a backend message may quote data (the exception is kept as __cause__).
+            # Backend errors become SourceError with the exception's own message (cut
+            # short) and where in the listing it happened; the exception is __cause__.
             raise SourceError(
-                f"the snapshot source {type(self._source).__name__} failed: {type(exc).__name__}"
+                f"the snapshot source {type(self._source).__name__} failed after "
+                f"{len(current)} entries{_after(entry, current)}: {_exception_text(exc)}"
             ) from exc
         self._cache = current
         return current
@@ -499,7 +548,9 @@ class SnapshotAdapter:
             )
             return None
         if store.fingerprint != self._fingerprint:
-            _log.warning(
+            # Expected after a change of rules (the documented remedy for a conflict is
+            # adding one): not a warning.
+            _log.info(
                 "%s: the snapshot store was written under other rules (fingerprint %r, "
                 "now %r); sending a full image",
                 self._path,
@@ -555,6 +606,16 @@ class SnapshotAdapter:
 
     def _full_image(self, current: dict[str, tuple[Entry, str]], store: _Store | None) -> FullImage:
         digests = {key: digest for key, (_, digest) in current.items()}
+        pending = store.pending if store is not None else None
+        if pending is not None and pending.base is None and pending.changed == digests:
+            # The same image as last time, not committed (yet): the same cookie, so a
+            # split of it that stopped part-way resumes (see the delta case).
+            _log.info(
+                "snapshot full image: %d entries (unchanged since the last fetch)", len(current)
+            )
+            return FullImage(
+                entries=[entry for entry, _ in current.values()], cookie=pending.cookie
+            )
         previous = 0
         if store is not None:
             generations = [s.generation for s in (store.committed, store.pending) if s]

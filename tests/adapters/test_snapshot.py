@@ -7,7 +7,7 @@ import logging
 import pathlib
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -114,8 +114,27 @@ def test_missing_store_gives_full_image(store: pathlib.Path) -> None:
         b' "committed": null, "pending": {"cookie": "eA==", "generation": 1,'
         b' "base": "eA==", "changed": {}, "deleted": []}}',
         b"\xff\xfe\x00garbage",
+        # An entry key altered by hand (Kanidm holds the committed cookie "x"): once a
+        # ValueError from uuid.UUID on every run until the file was deleted.
+        b'{"format": "kanidm-sync snapshot store", "version": 1, "fingerprint": "",'
+        b' "committed": {"cookie": "eA==", "generation": 1, "entries": {"not-a-uuid": "d"}},'
+        b' "pending": null}',
+        b'{"format": "kanidm-sync snapshot store", "version": 1, "fingerprint": "",'
+        b' "committed": {"cookie": "eA==", "generation": 1, "entries": {}}, "pending":'
+        b' {"cookie": "eQ==", "generation": 2, "base": "eA==", "changed": {},'
+        b' "deleted": ["zz"]}}',
     ],
-    ids=["syntax", "array", "format", "version", "cookie-type", "dangling-base", "binary"],
+    ids=[
+        "syntax",
+        "array",
+        "format",
+        "version",
+        "cookie-type",
+        "dangling-base",
+        "binary",
+        "altered-key",
+        "altered-deleted",
+    ],
 )
 def test_corrupt_store_gives_full_image(
     store: pathlib.Path, content: bytes, caplog: pytest.LogCaptureFixture
@@ -124,8 +143,9 @@ def test_corrupt_store_gives_full_image(
     adapter = SnapshotAdapter(ListSource([person(1)]), store)
     first = adapter.fetch(REFRESH)
     store.write_bytes(content)
+    held = b"x" if b'"eA=="' in content else first.cookie
     with caplog.at_level(logging.WARNING, logger="kanidm_sync"):
-        batch = adapter.fetch(ActiveState(first.cookie))
+        batch = adapter.fetch(ActiveState(held))
     assert isinstance(batch, FullImage)
     assert any("snapshot store" in r.getMessage() for r in caplog.records)
     # The store was rewritten and works again.
@@ -257,15 +277,50 @@ def test_duplicate_id_is_a_source_error(store: pathlib.Path) -> None:
 
 
 def test_backend_error_becomes_source_error(store: pathlib.Path) -> None:
-    """A source raising OSError surfaces as SourceError with the cause kept."""
+    """A source raising OSError surfaces as SourceError with its message and the cause kept."""
 
     class Broken:
         def snapshot(self) -> list[Entry]:
             raise ConnectionResetError("backend went away")
 
-    with pytest.raises(SourceError, match="Broken failed: ConnectionResetError") as info:
+    with pytest.raises(
+        SourceError, match="Broken failed after 0 entries: ConnectionResetError: backend went away"
+    ) as info:
         SnapshotAdapter(Broken(), store).fetch(REFRESH)
     assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+def test_source_error_names_the_missing_key_and_the_last_good_entry(store: pathlib.Path) -> None:
+    """A user's generator failing mid-way: the key it missed and where it was (issue 12 #4)."""
+    rows = [{"uid": "alice", "name": "alice"}, {"uid": "bob"}]
+
+    class Export:
+        def snapshot(self) -> Iterator[Entry]:
+            for row in rows:
+                yield Person(
+                    id=uuid.uuid5(uuid.NAMESPACE_URL, row["uid"]),
+                    external_id=row["uid"],
+                    name=row["name"],
+                    displayname=row["name"],
+                )
+
+    with pytest.raises(SourceError) as info:
+        SnapshotAdapter(Export(), store).fetch(REFRESH)
+    message = str(info.value)
+    assert "failed after 1 entries" in message
+    assert "KeyError: missing key 'name'" in message
+    assert "'alice'" in message  # the last entry listed without fault
+
+
+def test_a_source_yielding_a_non_entry_is_named(store: pathlib.Path) -> None:
+    """A dict instead of a Person: a SourceError saying what was yielded, not AttributeError."""
+
+    class Export:
+        def snapshot(self) -> list[object]:
+            return [{"name": "alice"}]
+
+    with pytest.raises(SourceError, match="yielded dict after 0 entries, not an entry"):
+        SnapshotAdapter(Export(), store).fetch(REFRESH)  # type: ignore[arg-type]
 
 
 def test_unwritable_store_is_a_source_error(tmp_path: pathlib.Path) -> None:

@@ -10,11 +10,29 @@ from typing import Any
 import httpx
 import pytest
 
-from kanidm_sync import AsyncClient, Client, Entry, Group, Mail, Person, SyncState
+from kanidm_sync import (
+    ActiveState,
+    AsyncClient,
+    Client,
+    Entry,
+    Group,
+    Mail,
+    Person,
+    SyncState,
+    source_state,
+)
 from kanidm_sync.adapters import Delta, FullImage, SourceBatch
 from kanidm_sync.testing import FakeKanidm, ProvisionedSyncAccount
 
 NS = uuid.UUID("2d0b5b8e-9a55-4a8f-8d7e-1f4b0c7a9e31")
+
+
+def source_cookie(cookie: bytes | None) -> bytes:
+    """The source's cookie inside the one Kanidm holds (without the count the runner carries)."""
+    assert cookie is not None, "Kanidm is in Refresh"
+    state = source_state(ActiveState(cookie))
+    assert isinstance(state, ActiveState)
+    return state.cookie
 
 
 def pid(i: int) -> uuid.UUID:

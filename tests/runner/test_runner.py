@@ -43,8 +43,14 @@ from .conftest import (
     owned_names,
     person,
     pid,
+    source_cookie,
     sync_posts,
 )
+
+
+def b64(text: str) -> str:
+    """The unpadded base64url form of a cookie on the wire."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 class Crash(Exception):
@@ -70,14 +76,14 @@ def test_first_refresh_creates_everything_and_records_the_cookie(
     assert "applied" == report.outcome
     assert REFRESH == report.state_before
     assert {"user1", "user2", "group1"} == owned_names(fake, account)
-    assert b"list-1" == fake.cookie("hr")
+    assert b"list-1" == source_cookie(fake.cookie("hr"))
     assert 2 == len(fake.store.entry("group1").get("member"))  # type: ignore[union-attr]
     assert 3 == report.counts["create-or-replace"]
     record = json.loads(state_path.read_text())
     assert 3 == record["count"]
     data = json.loads(report.to_json())
     assert data["cookie_before"] == "Refresh"
-    assert data["cookie_after"] == {"Active": {"cookie": "bGlzdC0x"}}
+    assert data["cookie_after"] == {"Active": {"cookie": b64("kanidm-sync-held:v1:3:list-1")}}
 
 
 def test_incremental_change_and_delete_send_only_the_churn(
@@ -112,7 +118,7 @@ def test_delta_source_deletes_incrementally(
     source.queue.append(Delta(entries=[person(3)], deleted=[pid(1)], cookie=b"d2"))
     runner.run_once()
     assert {"user2", "user3"} == owned_names(fake, account)
-    assert b"d2" == fake.cookie("hr")
+    assert b"d2" == source_cookie(fake.cookie("hr"))
 
 
 def test_conflict_rolls_back_then_exclude_succeeds(
@@ -211,7 +217,7 @@ def test_lost_reply_in_the_middle_of_a_chunked_run_converges(
     posts = [r for r in fake.history if r.method == "POST"]
     assert report.requests_total == report.requests_sent == len(posts)
     assert [False, True] + [False] * (len(posts) - 2) == [r.dropped for r in posts]
-    assert b"list-1" == fake.cookie("hr")
+    assert b"list-1" == source_cookie(fake.cookie("hr"))
     assert 40 == len(fake.store.entry("group1").get("member"))  # type: ignore[union-attr]
 
 
@@ -320,7 +326,9 @@ def test_crash_between_apply_and_record_write_converges(
     crashing = Runner(client, source, state_path=state_path, progress=crash_after_apply(1))
     with pytest.raises(Crash):
         crashing.run_once()
-    assert b"list-2" == fake.cookie("hr")  # Kanidm committed; the record still says list-1
+    assert b"list-2" == source_cookie(
+        fake.cookie("hr")
+    )  # Kanidm committed; the record still says list-1
     # The source changes user1 back to what the stale record holds.
     source.entries = [person(1), person(2)]
     report = Runner(client, source, state_path=state_path).run_once()
@@ -356,7 +364,7 @@ def test_chunked_refresh_with_a_crash_between_chunks_resumes(
     posts = sync_posts(fake)[before:]
     assert chunk.total - 2 == len(posts) == report.requests_sent
     assert {"Active": {"cookie": fake_cookie(state)}} == posts[0]["from_state"]
-    assert b"list-1" == fake.cookie("hr")
+    assert b"list-1" == source_cookie(fake.cookie("hr"))
     assert 62 == len(owned_names(fake, account))
     assert 60 == len(fake.store.entry("group1").get("member"))  # type: ignore[union-attr]
     assert 30 == len(fake.store.entry("group2").get("member"))  # type: ignore[union-attr]
@@ -432,7 +440,7 @@ def test_plan_is_bound_to_its_from_state(
         runner.apply(plan)
     assert posts == len(sync_posts(fake))
     assert REFRESH == info.value.expected
-    assert ActiveState(b"list-8") == info.value.actual
+    assert ActiveState(b"kanidm-sync-held:v1:1:list-8") == info.value.actual
 
 
 def test_dry_run_sends_nothing_and_reports_the_plan(
@@ -473,7 +481,7 @@ def test_run_forever_backs_off_and_exposes_status(
     assert 4 == status.runs
     assert 2 == status.failures
     assert status.last_error == "SourceError: the HR API is down"
-    assert b"list-1" == fake.cookie("hr")
+    assert b"list-1" == source_cookie(fake.cookie("hr"))
     assert status.next_run_at is None  # the loop ended: no run is due
     assert status.healthy
 
@@ -516,8 +524,9 @@ def test_refresh_required_is_answered_with_one_atomic_full_image(
     source.entries = [person(2), person(3)]
     runner.run_once()
     last = sync_posts(fake)[-1]
-    assert {"Active": {"cookie": "bGlzdC0x"}} == last["from_state"]
-    assert {"Active": {"cookie": "bGlzdC0y"}} == last["to_state"]
+    # Kanidm's cookie carries the count of entries the account holds (docs/runner.md).
+    assert {"Active": {"cookie": b64("kanidm-sync-held:v1:2:list-1")}} == last["from_state"]
+    assert {"Active": {"cookie": b64("kanidm-sync-held:v1:2:list-2")}} == last["to_state"]
     assert "Retain" in last["retain"]
     assert 2 == len(sync_posts(fake))  # no separate "forget the cookie" apply
     assert {"user2", "user3"} == owned_names(fake, account)
