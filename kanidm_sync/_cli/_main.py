@@ -113,8 +113,9 @@ def guard_message(exc: GuardError) -> tuple[str, str]:
         ``(message, hint)``.
     """
     if isinstance(exc, DeletionGuardError):
+        synced = f"{exc.synced}" if exc.synced else "an unknown number of"
         return (
-            f"the run would delete {exc.deletions} of {exc.synced} synced entries (more "
+            f"the run would delete {exc.deletions} of {synced} synced entries (more "
             "than the [guards] max_delete_count and max_delete_fraction allow); nothing "
             "was sent",
             "check the deletions with `kanidm-sync plan`, then rerun with --allow-deletes",
@@ -126,6 +127,15 @@ def guard_message(exc: GuardError) -> tuple[str, str]:
             f"account owns{held}; nothing was sent",
             "if that is intended, set allow_empty_source = true in the configuration's "
             "[guards] table for one run",
+        )
+    if isinstance(exc, SourceGuardError) and exc.reason == "unknown":
+        return (
+            f"the source returned {exc.count} entries and nothing tells how many entries "
+            "this sync account holds (no local record, and Kanidm's cookie was not written "
+            "by kanidm-sync): the full image would delete every entry it does not list, an "
+            "unknown number; nothing was sent",
+            "check the source (`kanidm-sync plan`), then rerun once with --allow-deletes; "
+            "every run after it knows the count",
         )
     if isinstance(exc, SourceGuardError):
         fix = (
