@@ -431,13 +431,18 @@ def _split(
                 "entries in a reference cycle spanning chunks, plus the retention list, do "
                 "not fit in one request: break the cycle or sync fewer entries at once"
             )
+        # The tail is a suffix of the final chunk, so the reference order holds. It may
+        # be empty (the last entry alone does not fit beside the retention list): the
+        # final request then carries the retention list and no entry. Dropping it as an
+        # empty chunk sent the retention list with entries it did not fit beside: a
+        # request over the limit on every later run.
         tail: list[int] = []
         while spare and sum(sizes[i] + 1 for i in tail) + sizes[spare[-1]] + 1 <= room:
             tail.insert(0, spare.pop())
         if spare:
             chunks.append(spare)
         chunks.append(tail + keep)
-    chunks = [c for c in chunks if c] or [[]]
+    chunks = [c for c in chunks[:-1] if c] + chunks[-1:] if chunks else [[]]
     total = len(chunks)
     if total == 1:
         single = ChangeSet(from_state=from_state, to_state=to_state, entries=entries, retain=retain)

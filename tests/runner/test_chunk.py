@@ -196,3 +196,20 @@ def test_a_split_from_a_chunk_cookie_records_its_base_not_the_cookie() -> None:
         assert cookie is not None
         assert ACTIVE == cookie.base
     assert inner == split.requests[0].from_state
+
+
+def test_a_last_entry_that_does_not_fit_beside_the_retention_list_leaves_it_alone() -> None:
+    """The final request may carry the retention list and no entry (issue 12: a run killed
+    mid-chunk with a tiny limit then failed with ChunkingError on every later run)."""
+    entries = [*(person(i) for i in range(39)), group(1, range(39))]
+    retain = RetainOnly([e.id for e in entries])
+    split = split_changes(
+        from_state=ACTIVE, to_state=FINAL, entries=entries, retain=retain, max_bytes=4096
+    )
+    for request, size in zip(split.requests, split.sizes, strict=True):
+        assert len(encode_changeset_json(request)) == size <= 4096
+    assert retain == split.requests[-1].retain
+    assert [] == list(split.requests[-1].entries)
+    sent = [e.id for r in split.requests for e in r.entries]
+    assert sorted(e.id for e in entries) == sorted(sent)
+    assert gid(1) == split.requests[-2].entries[-1].id  # the group after its members
