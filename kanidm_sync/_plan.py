@@ -34,6 +34,7 @@ with the entry id before diffing, so a plan shows that a secret changed, never t
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -53,7 +54,7 @@ from ._projection import (
     project_entry,
 )
 from ._proto._codec import dumps, encode_entry
-from ._proto._entries import Entry
+from ._proto._entries import SECRET_ATTRIBUTES, Entry
 from ._proto._state import (
     ActiveState,
     DeleteOnly,
@@ -204,6 +205,8 @@ def build_plan(
         proj = projected[entry.id] = project_encoded(entry, encoded)
         old = base.get(entry.id) if base is not None else None
         patch: tuple[JSONObject, ...] = ()
+        added: dict[str, tuple[JSONValue, ...]] = {}
+        removed: dict[str, tuple[JSONValue, ...]] = {}
         if base is None:
             action = Action.REPLACE
         elif old is None:
@@ -212,6 +215,7 @@ def build_plan(
             action = Action.UNCHANGED
         else:
             action, patch = Action.UPDATE, tuple(diff_attributes(old, proj))
+            added, removed = _value_changes(old, proj)
         if action is not Action.UNCHANGED or send_unchanged:
             to_send.append(entry)
             sizes.append(len(dumps(encoded)))
@@ -223,6 +227,8 @@ def build_plan(
                 name=name_of(proj),
                 external_id=entry.external_id,
                 patch=patch,
+                values_added=added,
+                values_removed=removed,
             )
         )
     if base is not None:
@@ -324,6 +330,35 @@ def build_plan(
         deleting=doomed,
         released={r.id: _given_keys(handovers, r.id) for r in releases},
     )
+
+
+def _value_changes(
+    old: Mapping[str, JSONValue], new: Mapping[str, JSONValue]
+) -> tuple[dict[str, tuple[JSONValue, ...]], dict[str, tuple[JSONValue, ...]]]:
+    """The values each changed multi-valued attribute gains and loses (for the display)."""
+    added: dict[str, tuple[JSONValue, ...]] = {}
+    removed: dict[str, tuple[JSONValue, ...]] = {}
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if before == after or key in SECRET_ATTRIBUTES:
+            continue
+        if before is None:
+            before = []
+        if after is None:
+            after = []
+        if not (isinstance(before, list) and isinstance(after, list)):
+            continue  # a scalar, or a list replaced by a scalar: shown as one operation
+        was = {_canonical(v): v for v in before}
+        now = {_canonical(v): v for v in after}
+        if gained := tuple(v for k, v in now.items() if k not in was):
+            added[key] = gained
+        if lost := tuple(v for k, v in was.items() if k not in now):
+            removed[key] = lost
+    return added, removed
+
+
+def _canonical(value: JSONValue) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _releases(

@@ -56,6 +56,9 @@ class EntryChange:
         external_id: its external id, when known.
         patch: RFC 6902 operations from the last known projection to the new one (only
             for :attr:`Action.UPDATE`); secrets appear as digests.
+        values_added: for each multi-valued attribute the patch changes (``member``,
+            ``mail``, ``ssh_publickey``), the values it gains, in the new order.
+        values_removed: for each such attribute, the values it loses.
     """
 
     id: uuid.UUID
@@ -64,6 +67,8 @@ class EntryChange:
     name: str | None = None
     external_id: str | None = None
     patch: tuple[JSONObject, ...] = ()
+    values_added: Mapping[str, tuple[JSONValue, ...]] = attrs.field(factory=dict)
+    values_removed: Mapping[str, tuple[JSONValue, ...]] = attrs.field(factory=dict)
 
     def to_dict(self) -> JSONObject:
         """This change as a JSON-ready dict (secrets masked as ``***``)."""
@@ -74,6 +79,10 @@ class EntryChange:
             out["external_id"] = self.external_id
         if self.patch:
             out["patch"] = [_masked_op(op) for op in self.patch]
+        if self.values_added:
+            out["values_added"] = {k: list(v) for k, v in self.values_added.items()}
+        if self.values_removed:
+            out["values_removed"] = {k: list(v) for k, v in self.values_removed.items()}
         return out
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -91,6 +100,38 @@ class EntryChange:
         """A short human label: the name, else the external id, else the UUID."""
         return self.name or self.external_id or str(self.id)
 
+    def describe(self) -> list[str]:
+        """One line per attribute change, and per value of a multi-valued attribute.
+
+        A changed member list reads ``+ member uid=carol,...`` and ``- member uid=bob,...``,
+        at most 10 values each way per attribute, then a count of the rest; other
+        attributes read ``~displayname = "New"``, ``+key = ...`` or ``-key``; secrets read
+        "secret changed".
+        """
+        lines: list[str] = []
+        for op in self.patch:
+            key = _op_key(op)
+            added = self.values_added.get(key, ())
+            removed = self.values_removed.get(key, ())
+            if not (added or removed) or key in SECRET_ATTRIBUTES:
+                lines.append(_describe_op(op))
+                continue
+            lines.extend(f"+ {key} {_value_label(v)}" for v in added[:_MAX_VALUES])
+            lines.extend(f"- {key} {_value_label(v)}" for v in removed[:_MAX_VALUES])
+            more = [
+                f"{n:,} more {way}"
+                for n, way in (
+                    (len(added) - _MAX_VALUES, "added"),
+                    (len(removed) - _MAX_VALUES, "removed"),
+                )
+                if n > 0
+            ]
+            if more:
+                now = op.get("value")
+                total = f" ({len(now):,} {key} values now)" if isinstance(now, list) else ""
+                lines.append(f"  ... and {', '.join(more)}{total}")
+        return lines
+
 
 def _masked_op(op: JSONObject) -> JSONObject:
     path = op.get("path")
@@ -105,9 +146,35 @@ def _short(value: JSONValue, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _describe_op(op: JSONObject) -> str:
+_MAX_VALUES: Final = 10
+"""Values listed per attribute and direction in a plan's text; the rest are counted."""
+
+
+def _op_key(op: JSONObject) -> str:
     path = str(op.get("path", ""))
-    key = path[1:].replace("~1", "/").replace("~0", "~")
+    return path[1:].replace("~1", "/").replace("~0", "~")
+
+
+def _value_label(value: JSONValue) -> str:
+    # {"external_id": "uid=bob,..."} -> uid=bob,...; {"value": "a@x", "primary": true}
+    # -> a@x (primary=true); anything else as compact JSON.
+    if isinstance(value, Mapping):
+        main = value.get("value", value.get("external_id"))
+        if isinstance(main, str):
+            rest = ", ".join(
+                f"{k}={_short(v, 40)}"
+                for k, v in value.items()
+                if k not in ("value", "external_id")
+            )
+            text = f"{main} ({rest})" if rest else main
+            return text if len(text) <= 80 else text[:77] + "..."
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "..."
+    return _short(value)
+
+
+def _describe_op(op: JSONObject) -> str:
+    key = _op_key(op)
     kind = op.get("op")
     if kind == "remove":
         return f"-{key}"
@@ -270,7 +337,7 @@ class Plan:
                 f"{sign[change.action]} {change.kind} {change.label()} ({change.id})"
                 + self._release_mark(change.id)
             )
-            lines.extend(f"      {_describe_op(op)}" for op in change.patch)
+            lines.extend(f"      {line}" for line in change.describe())
         return "\n".join(lines)
 
     def _release_mark(self, entry_id: uuid.UUID) -> str:
@@ -287,7 +354,7 @@ class Plan:
         for change in self.changes:
             if change.action is Action.UNCHANGED:
                 continue
-            ops = "<br>".join(html.escape(_describe_op(op)) for op in change.patch)
+            ops = "<br>".join(html.escape(line) for line in change.describe())
             mark = self._release_mark(change.id)
             rows.append(
                 "<tr>"

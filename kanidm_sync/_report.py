@@ -17,7 +17,7 @@ from typing import Literal
 import attrs
 
 from ._diagnose import Diagnosis
-from ._plan_model import EntryChange
+from ._plan_model import EntryChange, _state_text
 from ._proto._codec import encode_sync_state
 from ._proto._state import SyncState
 from ._types import JSONObject, JSONValue
@@ -47,6 +47,11 @@ class Progress:
     total: int = 0
     entries: int = 0
     message: str = ""
+
+
+def _warning_text(warning: str) -> str:
+    # Validation problems render as "warning: entries[3] ...": the label says it once.
+    return warning[len("warning: ") :] if warning.startswith("warning: ") else warning
 
 
 def _state_json(state: SyncState | None) -> JSONValue:
@@ -130,20 +135,77 @@ class RunReport:
         """
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def _summary(self) -> str:
+        counts = ", ".join(f"{n:,} {a}" for a, n in self.counts.items() if n and a != "sent")
+        if self.outcome == "nothing-to-do":
+            sent = "nothing to send"
+        elif self.requests_total:
+            sent = (
+                f"{self.requests_sent} of {self.requests_total} requests committed, "
+                f"{self.bytes_sent:,} bytes"
+            )
+        else:
+            sent = "nothing sent"
+        return f"{counts or 'no entries'}; {sent}, {self.duration:.3f}s"
+
+    def _error_line(self) -> str | None:
+        if self.error is None:
+            return None
+        line = f"{self.error.get('type')}: {self.error.get('message')}"
+        operation = self.error.get("operation_id")
+        return line + (f" (Kanidm operation id {operation})" if operation else "")
+
+    def _states_line(self) -> str:
+        before = "unknown" if self.state_before is None else _state_text(self.state_before)
+        if self.state_after is not None:
+            return f"Kanidm state: {before} -> {_state_text(self.state_after)}"
+        if self.requests_sent == 0:
+            if self.outcome == "refused":
+                what = "nothing was sent"
+            elif self.diagnosis is not None:
+                what = "nothing was applied: Kanidm rolled the failing request back"
+            else:
+                what = "no request was committed"
+            return f"Kanidm state: {before}, unchanged ({what})"
+        return (
+            f"Kanidm state: {before} -> an intermediate cookie: {self.requests_sent} of "
+            f"{self.requests_total} requests committed before the failure, and the next run "
+            "continues from what Kanidm holds"
+        )
+
+    def to_text(self) -> str:
+        """The report for a terminal or a log.
+
+        A failed or refused run reads: the outcome and the error (with Kanidm's operation
+        id), what happened to Kanidm's state (nothing applied, or how many requests of a
+        split committed), the warnings, then the diagnosis with its rules.
+
+        Returns:
+            Multi-line text; secrets never appear.
+        """
+        lines = [f"run {self.outcome}: {self._summary()}"]
+        error = self._error_line()
+        if error is not None:
+            lines.append(f"  error: {error}")
+        lines.append(f"  {self._states_line()}")
+        if self.base_note:
+            lines.append(f"  base: {self.base_note}")
+        lines.extend(f"  warning: {_warning_text(w)}" for w in self.warnings)
+        if self.diagnosis is not None:
+            lines.append("  " + self.diagnosis.to_text().replace("\n", "\n  "))
+        return "\n".join(lines)
+
     def _repr_html_(self) -> str:
         esc = html.escape
-        counts = ", ".join(f"{n} {esc(a)}" for a, n in self.counts.items() if n)
-        rows = [
-            f"<b>run {esc(self.outcome)}</b>: {counts or 'no entries'}; "
-            f"{self.requests_sent} of {self.requests_total} requests, "
-            f"{self.bytes_sent} bytes, {self.duration:.3f}s",
-        ]
+        rows = [f"<b>run {esc(self.outcome)}</b>: {esc(self._summary())}"]
+        error = self._error_line()
+        if error is not None:
+            rows.append(f"error: {esc(error)}")
+        if not self.ok or self.requests_total:
+            rows.append(esc(self._states_line()))
         if self.base_note:
             rows.append(f"base: {esc(self.base_note)}")
-        rows.extend(f"warning: {esc(w)}" for w in self.warnings)
-        if self.error is not None:
-            rows.append(f"error: {esc(str(self.error.get('type')))}: "
-                        f"{esc(str(self.error.get('message')))}")  # fmt: skip
+        rows.extend(f"warning: {esc(_warning_text(w))}" for w in self.warnings)
         body = "".join(f"<li>{r}</li>" for r in rows[1:])
         diagnosis = "" if self.diagnosis is None else self.diagnosis._repr_html_()
         # Per-entry changes render through EntryChange.to_dict, which masks secrets.

@@ -59,8 +59,7 @@ def with_mail(p: Person, *addresses: str) -> Person:
 
 
 def paste(rules: Rules | None, suggestion: str) -> Rules:
-    """Paste the remap part of a suggestion into the rules file: its table replaces any
-    table of the same entry (as an operator editing rules.toml does)."""
+    """Paste a suggestion's remap tables, replacing any of the same entry (as in a file)."""
     pasted = Rules.from_toml(suggestion.split("# Or remap them:\n", 1)[1])
     before = dict(rules.remap_ids) if rules is not None else {}
     return Rules(remap_ids={**before, **pasted.remap_ids})
@@ -72,8 +71,10 @@ def paste(rules: Rules | None, suggestion: str) -> Rules:
 def test_an_entry_recreated_twice_gets_a_new_id_each_time(
     fake: FakeKanidm, account: ProvisionedSyncAccount, client: Client, tmp_path: pathlib.Path
 ) -> None:
-    """Deleted and re-created at the source twice, pasting the suggestion each time: the
-    runs after each paste succeed (the second suggestion is not the recycled rule)."""
+    """Re-created twice, the suggestion pasted each time: the run after each paste succeeds.
+
+    The second suggestion is not the rule in force, whose id is recycled by then.
+    """
     others = [person(i) for i in range(1, 8)]
     source = ListSource([*others, person(9)])
     state_path = tmp_path / "applied.json"
@@ -120,6 +121,7 @@ def test_a_suggested_id_is_never_one_the_rules_or_the_record_hold() -> None:
         "invalidentrystate",
     )
     first_choice = Rules.from_toml(plain.split("# Or remap them:\n")[1]).remap_ids[recycled.id]
+    assert first_choice.id is not None
     known = known_of(
         attrs.evolve(person(1), id=first_choice.id),  # the first choice is in the record
         deleted=(remapped_to,),
