@@ -57,6 +57,8 @@ _REF_ATTRS = frozenset(
         "oauth2_rs_scope_map",
     }
 )
+# SPNs looked up per search: kanidmd refuses filters of more elements than its limit.
+_FILTER_BATCH = 16
 # Volatile attributes a read can change (sessions, replication metadata): left out of
 # fingerprints so that logging in does not look like a write.
 _VOLATILE = frozenset(
@@ -426,9 +428,13 @@ class KanidmdTarget(KanidmTarget):
         if not wanted:
             return {}
         found: dict[str, str] = {}
-        for attrs_ in self._search({"or": [{"eq": ["spn", v]} for v in sorted(wanted)]}):
-            for spn in attrs_.get("spn", ()):
-                found[spn] = attrs_["uuid"][0]
+        ordered = sorted(wanted)
+        # kanidmd refuses (500) a filter of more elements than its limit (32 by default).
+        for start in range(0, len(ordered), _FILTER_BATCH):
+            batch = ordered[start : start + _FILTER_BATCH]
+            for attrs_ in self._search({"or": [{"eq": ["spn", v]} for v in batch]}):
+                for spn in attrs_.get("spn", ()):
+                    found[spn] = attrs_["uuid"][0]
         return found
 
     def _entry_of(self, attrs_: Mapping[str, list[str]], state: str) -> TargetEntry:

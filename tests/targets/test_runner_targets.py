@@ -13,6 +13,7 @@ import pathlib
 import uuid
 from collections.abc import Iterator, Sequence
 
+import attrs
 import pytest
 
 from kanidm_sync import (
@@ -248,6 +249,35 @@ def test_chunked_refresh(kanidm_target: KanidmTarget, sync: Client, tmp_path: pa
     assert group is not None
     assert 24 == len(group.get("member"))
     assert all(kanidm_target.entry(f"chunk{i:02d}") is not None for i in range(24))
+
+
+def test_a_retention_list_alone_in_the_final_request(
+    kanidm_target: KanidmTarget, sync: Client, tmp_path: pathlib.Path
+) -> None:
+    """The final request may carry the RetainOnly list and no entry; the server accepts it.
+
+    Over an unknown base, with a big group that does not fit beside the list.
+    """
+    d = Directory()
+    names = [f"tail{i:02d}" for i in range(39)]
+    for name in names:
+        d.person(name)
+    d.group("tailgroup", names)
+    assert runner(sync, d, tmp_path, max_request_bytes=4096).run_once().ok
+    (tmp_path / "record.json").unlink()  # the base is unknown: RetainOnly of every id
+    d.entries["tail00"] = attrs.evolve(d.entries["tail00"], displayname="Changed")
+    again = runner(sync, d, tmp_path, max_request_bytes=4096)
+    plan = again.plan()
+    assert [] == list(plan.requests[-1].entries)
+    assert "RetainOnly" == type(plan.requests[-1].retain).__name__
+    report = again.apply(plan)
+    assert report.ok, report.error
+    changed = kanidm_target.entry("tail00")
+    assert changed is not None
+    assert ("Changed",) == changed.get("displayname")
+    group = kanidm_target.entry("tailgroup")
+    assert group is not None
+    assert 39 == len(group.get("member"))
 
 
 def test_guard_refuses_mass_deletion(
