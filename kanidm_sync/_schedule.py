@@ -1,12 +1,13 @@
 """Running for years: interval scheduling with jitter and backoff, and the runner's status.
 
 Owns: :class:`Schedule` (pure delay arithmetic: the next delay from the number of
-consecutive failures and a random draw) and :class:`RunnerStatus` (a frozen snapshot a
-daemon can expose on a health endpoint).
+consecutive failures and a random draw), :class:`CronSchedule` (the same for the times of
+a cron expression, the reference tools' ``schedule`` key) and :class:`RunnerStatus` (a
+frozen snapshot a daemon can expose on a health endpoint).
 
 Must not: sleep, read a clock or draw randomness itself. The runners' ``run_forever``
-loops inject ``sleep``, the clock and the random source, so tests drive years of runs in
-microseconds.
+loops inject ``sleep``, the clock and the random source (a :class:`CronSchedule` is given
+its clock), so tests drive years of runs in microseconds.
 
 Why: the reference tools (reference-sync-tools.md §2.5) retry a failed run at the next cron
 tick with no backoff, start their status as "Ok" before any run, and report only Ok/Err.
@@ -20,17 +21,21 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
+from typing_extensions import override
 
+from ._cron import CronExpression
+from ._exceptions import ConfigError
 from ._types import JSONObject
 
 if TYPE_CHECKING:
     from ._report import RunReport
 
-__all__ = ["RunnerStatus", "Schedule"]
+__all__ = ["CronSchedule", "RunnerStatus", "Schedule"]
 
 
 def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -95,6 +100,121 @@ class Schedule:
         base = self.base_delay(consecutive_failures)
         factor = 1.0 + self.jitter * (2.0 * random() - 1.0)
         return max(0.0, base * factor)
+
+
+def _no_jitter(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value != 0.0:
+        raise ValueError("a cron schedule runs at its times: jitter must be 0")
+
+
+@attrs.frozen(kw_only=True)
+class CronSchedule(Schedule):
+    """When to run: at the times of a cron expression (UTC), as the reference tools do.
+
+    kanidm-ldap-sync and kanidm-ipa-sync run at each time their ``schedule`` names, in
+    UTC. So does this schedule: :meth:`next_delay` runs to the next such time, rounded as
+    the tools round it (whole seconds, plus one: a run starts within the second after its
+    time, and a clock that runs slightly behind cannot start the same time twice). It
+    does not run at start, and it is not jittered.
+
+    After ``n`` consecutive failures it waits for the first time at least
+    :meth:`~Schedule.base_delay` away (``interval`` times ``backoff_factor ** n``, at
+    most ``backoff_max``), where the tools retry at the very next time.
+
+    Build it with :meth:`from_cron`.
+
+    Attributes:
+        cron: the expression.
+        clock: returns the current time, timezone-aware (injected: tests drive it).
+        interval: the backoff's unit, the gap between the expression's first two times
+            after the schedule was made.
+    """
+
+    cron: CronExpression
+    clock: Callable[[], _dt.datetime] = attrs.field(eq=False, repr=False)
+    jitter: float = attrs.field(default=0.0, validator=_no_jitter)
+    run_immediately: bool = False
+
+    @classmethod
+    def from_cron(
+        cls,
+        cron: CronExpression,
+        *,
+        clock: Callable[[], _dt.datetime],
+        backoff_factor: float = 2.0,
+        backoff_max: float | None = None,
+    ) -> CronSchedule:
+        """A schedule for ``cron``, its backoff unit measured from ``clock()``.
+
+        Args:
+            cron: the expression.
+            clock: returns the current time, timezone-aware.
+            backoff_factor: how much longer to wait after each further failure.
+            backoff_max: the longest wait after failures, in seconds.
+
+        Returns:
+            The schedule.
+
+        Raises:
+            ConfigError: the expression has no time left after ``clock()``.
+        """
+        now = clock()
+        first = cron.next_after(now)
+        if first is None:
+            raise ConfigError(f"the schedule {cron.source!r} has no time after {now:%Y-%m-%d}")
+        second = cron.next_after(first)
+        gap = (second - first) if second is not None else (first - now)
+        return cls(
+            cron=cron,
+            clock=clock,
+            interval=max(1.0, gap.total_seconds()),
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+        )
+
+    def next_fire(self, consecutive_failures: int) -> _dt.datetime:
+        """The time of the next run.
+
+        Args:
+            consecutive_failures: failed runs since the last success.
+
+        Returns:
+            A time the expression names, in UTC.
+
+        Raises:
+            ConfigError: the expression has no time left.
+        """
+        return self._fire(self.clock(), consecutive_failures)
+
+    @override
+    def next_delay(self, consecutive_failures: int, random: Callable[[], float]) -> float:
+        """Seconds until the next time (see the class documentation).
+
+        Args:
+            consecutive_failures: failed runs since the last success.
+            random: unused (a cron schedule is not jittered).
+
+        Returns:
+            Whole seconds, at least 1.
+
+        Raises:
+            ConfigError: the expression has no time left.
+        """
+        now = self.clock()
+        fire = self._fire(now, consecutive_failures)
+        return float(math.floor((fire - now).total_seconds()) + 1)
+
+    def _fire(self, now: _dt.datetime, consecutive_failures: int) -> _dt.datetime:
+        after = now
+        if consecutive_failures > 0:
+            # The first time at least the backoff away: search from one second before.
+            after = now + _dt.timedelta(seconds=self.base_delay(consecutive_failures) - 1)
+        fire = self.cron.next_after(after)
+        if fire is None:
+            raise ConfigError(
+                f"the schedule {self.cron.source!r} has no time after {after:%Y-%m-%d}"
+            )
+        return fire
 
 
 @attrs.frozen(kw_only=True, repr=False)
