@@ -7,8 +7,13 @@ import python-ldap, so configurations load and test without the ``ldap`` extra.
 
 Where we differ from the reference tools, on purpose:
 
-* an unknown or misspelled key is a :class:`~kanidm_sync.ConfigError` naming the key
-  (the tools parse it as an entry UUID and fail with "UUID parsing failed");
+* an unknown or misspelled key is a warning naming the key (in the value's ``warnings``
+  and logged on ``kanidm_sync.config``), and the file is read (the tools parse it as an
+  entry UUID and fail with "UUID parsing failed"; Kanidm's own example
+  ``iam_migration_ldap.toml`` has two such keys). A required key that is missing is
+  still an error, and it names the unknown key that looks like it;
+* ``schedule`` is checked when the file is read, with the tools' cron grammar plus the
+  five-field form kanidmd accepts (:mod:`kanidm_sync._cron`);
 * attribute names and objectClass values are compared case-insensitively (the tools
   compare them as written against lower-cased LDAP names, so ``displayName`` never
   matched there);
@@ -18,6 +23,7 @@ Where we differ from the reference tools, on purpose:
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import tomllib
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias, TypeVar
 
 import attrs
 
+from .._cron import CronExpression
 from .._exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -41,6 +48,8 @@ __all__ = [
     "load_config",
     "to_rfc4515_filter",
 ]
+
+_log = logging.getLogger("kanidm_sync.config")
 
 DEFAULT_SCHEDULE: Final = "0 */5 * * * * *"
 """The reference tools' default cron schedule (every five minutes)."""
@@ -73,6 +82,10 @@ def _frozen_map(value: Mapping[uuid.UUID, EntryOverride]) -> Mapping[uuid.UUID, 
     return types.MappingProxyType(dict(value))
 
 
+def _valid_cron(inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    CronExpression.parse(value)  # ValueError naming the field of the expression
+
+
 @attrs.frozen(kw_only=True)
 class EntryOverride:
     """A per-entry table of the reference tools, keyed by the entry's sync UUID.
@@ -102,8 +115,11 @@ class LdapConfig:
 
     Attributes:
         sync_token: the Kanidm sync token (not used by the source itself).
-        schedule: the cron schedule of the reference daemon (kept, not used here).
-        status_bind: the status listener address of the reference daemon.
+        schedule: when the reference daemon runs, a cron expression (checked when read;
+            :attr:`cron` is its parsed form, which ``kanidm-sync run --schedule``
+            follows).
+        status_bind: the status listener address of the reference daemon (not served by
+            kanidm-sync yet; its command line warns).
         ldap_uri: ``ldap://`` or ``ldaps://`` URI of one specific server.
         ldap_ca: path of a PEM CA file, the only trust root when set.
         ldap_verify_ca: ``False`` disables certificate checks (ignored with ``ldap_ca``).
@@ -131,10 +147,12 @@ class LdapConfig:
         group_attr_schema: ``"rfc2307bis"`` (members are DNs) or ``"rfc2307"`` (members
             are user names, resolved to DNs).
         entry_map: per-entry overrides by sync UUID.
+        warnings: what was ignored when the file was read (unknown keys), one message
+            each, naming the file and the key.
     """
 
     sync_token: str | None = attrs.field(default=None, repr=_mask)
-    schedule: str = DEFAULT_SCHEDULE
+    schedule: str = attrs.field(default=DEFAULT_SCHEDULE, validator=_valid_cron)
     status_bind: str | None = None
     ldap_uri: str
     ldap_ca: str | None = None
@@ -163,6 +181,12 @@ class LdapConfig:
     entry_map: Mapping[uuid.UUID, EntryOverride] = attrs.field(
         factory=dict, converter=_frozen_map, hash=False
     )
+    warnings: tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False, repr=False)
+
+    @property
+    def cron(self) -> CronExpression:
+        """:attr:`schedule` parsed (it was checked when the configuration was made)."""
+        return CronExpression.parse(self.schedule)
 
     @property
     def search_filter(self) -> str:
@@ -212,8 +236,11 @@ class IpaConfig:
 
     Attributes:
         sync_token: the Kanidm sync token (not used by the source itself).
-        schedule: the cron schedule of the reference daemon (kept, not used here).
-        status_bind: the status listener address of the reference daemon.
+        schedule: when the reference daemon runs, a cron expression (checked when read;
+            :attr:`cron` is its parsed form, which ``kanidm-sync run --schedule``
+            follows).
+        status_bind: the status listener address of the reference daemon (not served by
+            kanidm-sync yet; its command line warns).
         ipa_uri: ``ldap://`` or ``ldaps://`` URI of one specific FreeIPA replica.
         ipa_ca: path of a PEM CA file (on IPA: ``/etc/ipa/ca.crt``).
         ipa_verify_ca: ``False`` disables certificate checks (ignored with ``ipa_ca``).
@@ -225,10 +252,12 @@ class IpaConfig:
         sync_password_as_unix_password: also send the password as ``unix_password_import``.
         max_ber_size: accepted for compatibility; ignored (libldap has no such limit).
         entry_map: per-entry overrides by sync UUID.
+        warnings: what was ignored when the file was read (unknown keys), one message
+            each, naming the file and the key.
     """
 
     sync_token: str | None = attrs.field(default=None, repr=_mask)
-    schedule: str = DEFAULT_SCHEDULE
+    schedule: str = attrs.field(default=DEFAULT_SCHEDULE, validator=_valid_cron)
     status_bind: str | None = None
     ipa_uri: str
     ipa_ca: str | None = None
@@ -242,6 +271,12 @@ class IpaConfig:
     entry_map: Mapping[uuid.UUID, EntryOverride] = attrs.field(
         factory=dict, converter=_frozen_map, hash=False
     )
+    warnings: tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False, repr=False)
+
+    @property
+    def cron(self) -> CronExpression:
+        """:attr:`schedule` parsed (it was checked when the configuration was made)."""
+        return CronExpression.parse(self.schedule)
 
     @property
     def rules(self) -> Rules:
@@ -391,6 +426,9 @@ def _parse_toml(text: str, source: str) -> dict[str, object]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problem = str(exc).splitlines()[0]
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        problem = "arrays or inline tables nested too deeply"
     # Not chained: since Python 3.14 the TOML error holds the whole document (.doc), bind
     # password included. Its message gives a position, never the text.
     raise ConfigError(f"{source}: not valid TOML: {problem}")
@@ -424,14 +462,14 @@ def _check(kind: _Kind, key: str, value: object, source: str) -> object:
     return value
 
 
-def _override(name: str, table: object, source: str) -> EntryOverride:
+def _override(name: str, table: object, source: str, warnings: list[str]) -> EntryOverride:
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [{name}] must be a table of per-entry settings")
     for key in table:
         if key not in _OVERRIDE_KEYS:
-            raise ConfigError(
-                f"{source}: unknown key {key!r} in [{name}]"
-                f"{_suggest(key, list(_OVERRIDE_KEYS))}; allowed: {', '.join(_OVERRIDE_KEYS)}"
+            warnings.append(
+                _unknown(key, list(_OVERRIDE_KEYS), source, "", f" in [{name}]")
+                + f" (allowed: {', '.join(_OVERRIDE_KEYS)})"
             )
     where = f"[{name}]"
     exclude = table.get("exclude", False)
@@ -456,6 +494,28 @@ def _override(name: str, table: object, source: str) -> EntryOverride:
     )
 
 
+# The reference tools' command-line options (opt.rs). Kanidm's example iam_migration_ldap.toml
+# writes two of them into the file, where neither tool reads them.
+_TOOL_OPTIONS: Final[Mapping[str, str]] = {
+    "debug": "use --debug",
+    "dry_run": "use `kanidm-sync plan`, or `run --dry-run`",
+    "proto_dump": "use `kanidm-sync plan --json`",
+    "skip_root_check": "kanidm-sync has no root check",
+    "client_config": "the Kanidm client configuration is read from its usual places",
+    "ldap_sync_config": "pass the file with -c",
+    "ipa_sync_config": "pass the file with -c",
+}
+
+
+def _unknown(key: str, known: list[str], source: str, tool: str, where: str = "") -> str:
+    if not where and key in _TOOL_OPTIONS:
+        return (
+            f"{source}: {key!r} is a command-line option of {tool}, not a configuration "
+            f"key; ignored (kanidm-sync: {_TOOL_OPTIONS[key]})"
+        )
+    return f"{source}: unknown key {key!r}{where} ignored{_suggest(key, known)}"
+
+
 # The two config classes share no base; a constrained TypeVar keeps _build typed.
 _C = TypeVar("_C", LdapConfig, IpaConfig)
 
@@ -463,8 +523,11 @@ _C = TypeVar("_C", LdapConfig, IpaConfig)
 def _build(
     cls: type[_C], keys: Mapping[str, tuple[_Kind, bool]], data: dict[str, object], source: str
 ) -> _C:
+    tool = "kanidm-ipa-sync" if "ipa_uri" in keys else "kanidm-ldap-sync"
     values: dict[str, object] = {}
     entry_map: dict[uuid.UUID, EntryOverride] = {}
+    warnings: list[str] = []
+    unknown: list[str] = []
     items = list(data.items())
     nested = data.get("entry_map")
     if nested is not None:
@@ -485,15 +548,29 @@ def _build(
         if sync_uuid is not None and isinstance(value, dict):
             if sync_uuid in entry_map:
                 raise ConfigError(f"{source}: two tables for entry {sync_uuid}")
-            entry_map[sync_uuid] = _override(key, value, source)
+            entry_map[sync_uuid] = _override(key, value, source, warnings)
             continue
         if sync_uuid is not None:
             raise ConfigError(f"{source}: [{key}] must be a table of per-entry settings")
-        raise ConfigError(f"{source}: unknown key {key!r}{_suggest(key, list(keys))}")
+        # The tools' serde structs do not deny unknown fields: read the file, say what
+        # was ignored.
+        unknown.append(key)
+        warnings.append(_unknown(key, list(keys), source, tool))
     missing = [key for key, (_, required) in keys.items() if required and key not in values]
     if missing:
-        raise ConfigError(f"{source}: missing required key(s): {', '.join(missing)}")
-    return cls(**values, entry_map=entry_map)  # type: ignore[arg-type]
+        lookalikes = [u for u in unknown if difflib.get_close_matches(u, missing, n=1)]
+        seen = f" (the file has {', '.join(map(repr, lookalikes))})" if lookalikes else ""
+        raise ConfigError(f"{source}: missing required key(s): {', '.join(missing)}{seen}")
+    schedule = values.get("schedule")
+    if isinstance(schedule, str):
+        try:
+            CronExpression.parse(schedule)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: schedule: {exc}") from None
+    config = cls(**values, entry_map=entry_map, warnings=warnings)  # type: ignore[arg-type]
+    for warning in warnings:
+        _log.warning("%s", warning)
+    return config
 
 
 # --- filters -----------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import uuid
 
 import pytest
 
 from kanidm_sync import ConfigError
+from kanidm_sync.adapters._ad_config import AdConfig
 from kanidm_sync.adapters._ldap_config import (
     DEFAULT_SCHEDULE,
     EntryOverride,
@@ -18,6 +20,7 @@ from kanidm_sync.adapters._ldap_config import (
 )
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "ldap"
+KANIDM_EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "kanidm-examples"
 EXCLUDED = uuid.UUID("ac60034b-3498-11ed-a50d-919b4b1a5ec0")
 MINIMAL = """
 sync_token = "token"
@@ -26,6 +29,13 @@ ldap_sync_dn = "cn=sync,dc=example,dc=com"
 ldap_sync_pw = "s3cret-pw"
 ldap_sync_base_dn = "dc=example,dc=com"
 ldap_filter = "(objectClass=person)"
+"""
+IPA_MINIMAL = """
+sync_token = "token"
+ipa_uri = "ldap://127.0.0.1:389"
+ipa_sync_dn = "cn=sync,dc=example,dc=com"
+ipa_sync_pw = "s3cret-pw"
+ipa_sync_base_dn = "dc=example,dc=com"
 """
 
 
@@ -80,23 +90,101 @@ def test_attribute_names_are_lower_cased() -> None:
     assert "displayname" == config.person_attr_display_name
 
 
-def test_unknown_key_names_the_key_and_a_suggestion() -> None:
-    """A misspelled key is a ConfigError naming it (the tool reports a UUID parse error)."""
-    with pytest.raises(ConfigError, match=r"unknown key 'ldap_filtre'.*'ldap_filter'"):
-        LdapConfig.from_toml(MINIMAL + 'ldap_filtre = "(uid=*)"\n')
+def test_unknown_key_is_a_warning_naming_the_key_and_a_suggestion(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown key is read past with a warning naming it (the tools' structs allow it)."""
+    with caplog.at_level(logging.WARNING, logger="kanidm_sync.config"):
+        config = LdapConfig.from_toml(MINIMAL + 'person_attr_mial = "mail"\n', source="ldap-sync")
+    assert (
+        "ldap-sync: unknown key 'person_attr_mial' ignored (did you mean 'person_attr_mail'?)",
+    ) == config.warnings
+    assert [config.warnings[0]] == [r.getMessage() for r in caplog.records]
+    assert LdapConfig.from_toml(MINIMAL) == config  # nothing else changed
 
 
-def test_unknown_key_in_an_entry_table() -> None:
-    """A misspelled key inside a per-entry table names the table and the key."""
-    text = MINIMAL + f"[{EXCLUDED}]\nexclud = true\n"
-    with pytest.raises(ConfigError, match=rf"unknown key 'exclud' in \[{EXCLUDED}\]"):
+def test_a_misspelled_required_key_is_named_in_the_missing_key_error() -> None:
+    """When the misspelling leaves a required key unset, the error names both."""
+    text = MINIMAL.replace("ldap_filter =", "ldap_filtre =")
+    with pytest.raises(
+        ConfigError, match=r"missing required key\(s\): ldap_filter \(the file has 'ldap_filtre'\)"
+    ):
         LdapConfig.from_toml(text)
 
 
-def test_ipa_key_in_an_ldap_file_is_unknown() -> None:
-    """A key of the other tool is not silently taken."""
-    with pytest.raises(ConfigError, match="skip_invalid_password_formats"):
-        LdapConfig.from_toml(MINIMAL + "skip_invalid_password_formats = true\n")
+def test_unknown_key_in_an_entry_table_is_a_warning() -> None:
+    """A misspelled key inside a per-entry table names the table and the key."""
+    config = LdapConfig.from_toml(MINIMAL + f"[{EXCLUDED}]\nexclud = true\n")
+    assert 1 == len(config.warnings)
+    assert (
+        f"unknown key 'exclud' in [{EXCLUDED}] ignored (did you mean 'exclude'?)"
+        in (config.warnings[0])
+    )
+    assert {EXCLUDED: EntryOverride()} == dict(config.entry_map)
+
+
+def test_ipa_key_in_an_ldap_file_is_not_taken() -> None:
+    """A key of the other tool is not silently taken: it is ignored with a warning."""
+    config = LdapConfig.from_toml(MINIMAL + "skip_invalid_password_formats = true\n")
+    assert ["<string>: unknown key 'skip_invalid_password_formats' ignored"] == list(
+        config.warnings
+    )
+
+
+def test_kanidm_iam_migration_example_loads_with_warnings_only() -> None:
+    """Kanidm's examples/iam_migration_ldap.toml loads; its two stray keys are warnings.
+
+    `debug` and `dry_run` are kanidm-ldap-sync's command-line options, which the example
+    writes into the file; its five-field schedule is read as kanidmd pads it.
+    """
+    path = KANIDM_EXAMPLES / "iam_migration_ldap.toml"
+    config = load_config(path)
+    assert isinstance(config, LdapConfig)
+    assert [
+        f"{path}: 'debug' is a command-line option of kanidm-ldap-sync, not a configuration "
+        "key; ignored (kanidm-sync: use --debug)",
+        f"{path}: 'dry_run' is a command-line option of kanidm-ldap-sync, not a "
+        "configuration key; ignored (kanidm-sync: use `kanidm-sync plan`, or `run --dry-run`)",
+    ] == list(config.warnings)
+    assert "* * * * *" == config.schedule
+    assert (0,) == config.cron.seconds  # every minute at :00
+    assert "ldaps://example.com:636" == config.ldap_uri
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("kanidm-ldap-sync", LdapConfig), ("kanidm-ipa-sync", IpaConfig)]
+)
+def test_kanidm_documented_examples_load_without_warnings(name: str, kind: type) -> None:
+    """The examples the tools document load as they are, with nothing ignored."""
+    config = load_config(KANIDM_EXAMPLES / name)
+    assert isinstance(config, kind)
+    assert () == config.warnings
+    assert DEFAULT_SCHEDULE == config.schedule
+    assert {EXCLUDED: EntryOverride(exclude=True)} == dict(config.entry_map)
+
+
+def test_schedule_is_checked_when_read() -> None:
+    """A schedule the cron grammar refuses is an error naming the key and the field."""
+    with pytest.raises(ConfigError, match=r"schedule: minutes: 61 is outside 0-59"):
+        LdapConfig.from_toml(MINIMAL + 'schedule = "0 61 * * * *"\n')
+    with pytest.raises(ValueError, match="not a cron expression"):
+        LdapConfig(
+            ldap_uri="ldap://x", ldap_sync_dn="cn=x", ldap_sync_pw="pw",
+            ldap_sync_base_dn="dc=x", ldap_filter="(uid=*)", schedule="often",
+        )  # fmt: skip
+    config = IpaConfig.from_toml(
+        IPA_MINIMAL + 'schedule = "@hourly"\nstatus_bind = "[::1]:12345"\n'
+    )
+    assert ("@hourly", "[::1]:12345") == (config.schedule, config.status_bind)
+
+
+def test_deeply_nested_toml_is_a_config_error() -> None:
+    """A hostile, deeply nested document is a ConfigError naming the file, not a crash."""
+    nested = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ConfigError, match=r"^ldap-sync: not valid TOML: .*nested too deeply"):
+        LdapConfig.from_toml(MINIMAL + nested, source="ldap-sync")
+    with pytest.raises(ConfigError, match=r"^ad\.toml: not valid TOML: .*nested too deeply"):
+        AdConfig.from_toml(nested, source="ad.toml")
 
 
 def test_wrong_types_and_missing_keys() -> None:
