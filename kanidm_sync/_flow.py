@@ -84,6 +84,11 @@ __all__: list[str] = []
 _log = logging.getLogger("kanidm_sync.runner")
 
 
+def _to_send(plan: Plan) -> int:
+    """Entries the plan's requests carry, each once, without keep-alive placeholders."""
+    return len({e.id for r in plan.requests for e in r.entries if not is_keep_alive(e)})
+
+
 class _RunnerCore:
     """Everything both runners share: configuration, status, and the flows."""
 
@@ -189,7 +194,15 @@ class _RunnerCore:
         exact = known if known is not None and known.matches(ask) else None
         baseline = _baseline(exact, known, carried, batch)
         batch = _carry(batch, baseline, exact)
-        self._emit(Progress(phase="fetch", done=1, total=1, message=describe_batch(batch)))
+        self._emit(
+            Progress(
+                phase="fetch",
+                done=1,
+                total=1,
+                entries=len(batch.entries),
+                message=describe_batch(batch),
+            )
+        )
         warnings: list[str] = []
         report = self._check(state, batch)
         warnings.extend(quiet_warnings(report, batch, exact))
@@ -221,7 +234,15 @@ class _RunnerCore:
             plan = build_plan(
                 state=state, batch=batch, known=known, max_request_bytes=self._max_bytes
             )
-        self._emit(Progress(phase="plan", done=1, total=1, message=describe_plan(plan)))
+        self._emit(
+            Progress(
+                phase="plan",
+                done=0,
+                total=len(plan.requests),
+                entries=_to_send(plan),
+                message=describe_plan(plan),
+            )
+        )
         _log.info("plan: %s; base: %s", plan.counts, plan.base_note)
         check_guards(plan, guards, baseline=baseline, started_from=ask)
         return _Planned(plan=plan, known=known, warnings=(*warnings, *plan.notes), batch=batch)
@@ -487,7 +508,15 @@ class _RunnerCore:
             self._record(self._failure(started, t0, planned, exc, None, seen=seen))
             raise
         self._record(report)
-        self._emit(Progress(phase="done", done=1, total=1, message=f"run {report.outcome}"))
+        self._emit(
+            Progress(
+                phase="done",
+                done=report.requests_sent,
+                total=report.requests_total,
+                entries=report.counts.get("sent", 0),
+                message=f"run {report.outcome}",
+            )
+        )
         _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
         return report
 

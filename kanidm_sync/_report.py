@@ -36,9 +36,12 @@ class Progress:
     Attributes:
         phase: ``"state"``, ``"fetch"``, ``"plan"``, ``"apply"`` (one per committed
             request) or ``"done"``.
-        done: units finished in this phase (requests committed for ``"apply"``).
-        total: units in this phase.
-        entries: entries sent so far (``"apply"``), else 0.
+        done: units finished in this phase: requests committed (``"apply"``, and
+            ``"done"`` for the whole run), 0 for ``"plan"``, else 1.
+        total: units in this phase: requests (``"plan"``, ``"apply"``, ``"done"``), else 1.
+        entries: entries the source returned (``"fetch"``), the plan will send
+            (``"plan"``), sent so far (``"apply"``) or sent (``"done"``); each entry once,
+            never the placeholders that keep an intermediate request non-empty; else 0.
         message: a short human description.
     """
 

@@ -138,3 +138,29 @@ def test_progress_is_worded_and_counts_entries_not_keep_alives(
         assert not re.search(r"\b(ActiveState|RefreshState|FullImage|Delta|Plan)\(", p.message)
         assert "<" not in p.message
     assert attrs.evolve(applies[-1], message="") != applies[-1]
+
+
+def test_every_phase_reports_its_own_units(client: Client, tmp_path: pathlib.Path) -> None:
+    """Not "1/1" everywhere: fetch counts entries, plan and done count requests."""
+    events: list[Progress] = []
+    runner = Runner(
+        client,
+        ListSource([person(i) for i in range(60)]),
+        state_path=tmp_path / "a.json",
+        max_request_bytes=6000,
+        progress=events.append,
+    )
+    report = runner.run_once()
+    by_phase = {p.phase: p for p in events}
+    assert 60 == by_phase["fetch"].entries
+    assert (0, report.requests_total, 60) == (
+        by_phase["plan"].done,
+        by_phase["plan"].total,
+        by_phase["plan"].entries,
+    )
+    assert (report.requests_sent, report.requests_total, 60) == (
+        by_phase["done"].done,
+        by_phase["done"].total,
+        by_phase["done"].entries,
+    )
+    assert report.requests_total > 1
