@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "run_demo"]
 
 ACCOUNT: Final = "hr_feed"
+DOCS_URL: Final = "https://github.com/kanidm-sync/kanidm-sync/tree/main/docs"
+"""The documentation, as pyproject's ``[project.urls] Documentation`` (the wheel has no docs)."""
 _NS: Final = uuid.UUID("b1f0c0de-5eed-4d3e-9a7c-6b616e69646d")  # the bundled LDIF's namespace
 _NATIVE_ID: Final = uuid.uuid5(_NS, "native rlopez")
 _PEOPLE: Final = "ou=people,dc=example,dc=org"
@@ -357,8 +359,9 @@ def run_demo(out: Output, *, workdir: str | None = None, debug: bool = False) ->
             _story(story)
     out.result(
         "\nDone: the whole story ran against the in-memory Kanidm over real HTTP.\n"
-        "Next: docs/quickstart.md (your own source), docs/operations.md (conflicts, "
-        "finalise vs terminate).",
+        "Next:\n"
+        f"  {DOCS_URL}/quickstart.md (your own source)\n"
+        f"  {DOCS_URL}/operations.md (conflicts, finalise vs terminate)",
         None,
     )
     return EXIT_OK

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
 import subprocess
 import sys
+import tomllib
 
 from ._helpers import Cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+URL = re.compile(r"https?://\S+")
 
 
 def test_demo_tells_the_whole_story(cli: Cli) -> None:
@@ -46,3 +52,23 @@ def test_demo_is_deterministic_and_python_m_works(cli: Cli) -> None:
     )
     assert 0 == second.returncode, second.stderr
     assert first.stdout == second.stdout
+
+
+def test_demo_points_at_the_documentation_url_not_at_files_outside_the_wheel(cli: Cli) -> None:
+    """Every page the demo names is a URL under pyproject's Documentation URL that exists.
+
+    The wheel ships no docs/ (issue 12): a bare ``docs/quickstart.md`` means nothing to someone
+    who ran ``pip install kanidm-sync``.
+    """
+    result = cli("demo", timeout=120)
+    assert 0 == result.code, result.stderr
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        documentation = tomllib.load(f)["project"]["urls"]["Documentation"]
+    urls = URL.findall(result.stdout)
+    assert urls, "the demo should say where to read on"
+    for url in urls:
+        assert url.startswith(documentation + "/"), url
+        page = url.removeprefix(documentation + "/")
+        assert (ROOT / "docs" / page).is_file(), url
+    rest = URL.sub("", result.stdout)
+    assert [] == re.findall(r"[\w./-]+\.(?:md|ipynb)\b", rest)

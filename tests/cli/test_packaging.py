@@ -9,11 +9,14 @@ That venv never sees the source tree: every command runs from a temporary direct
 from __future__ import annotations
 
 import email.parser
+import importlib.metadata
 import pathlib
+import re
 import subprocess
 import sys
 import sysconfig
 import tarfile
+import tomllib
 import zipfile
 
 import pytest
@@ -58,13 +61,23 @@ def test_wheel_contents_and_metadata(dist: pathlib.Path) -> None:
     assert not any("tests/" in n or "__pycache__" in n for n in names)
     assert "kanidm-sync = kanidm_sync._cli:main" in entry_points
     assert kanidm_sync.__version__ == meta["Version"]
+    # PEP 639: an SPDX expression plus the license text; pip >= 25.1 shows it in `pip show`.
     assert "MPL-2.0" == meta["License-Expression"]
+    assert ["LICENSE"] == meta.get_all("License-File")
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "Mozilla Public License Version 2.0" in (ROOT / "LICENSE").read_text().splitlines()[0]
     classifiers = meta.get_all("Classifier") or []
     assert "Typing :: Typed" in classifiers
     assert "Programming Language :: Python :: 3.13" in classifiers
     urls = {u.split(",")[0] for u in meta.get_all("Project-URL") or []}
     assert {"Homepage", "Documentation", "Changelog", "Issues"} <= urls
     assert ">=3.11" == meta["Requires-Python"]
+    # kanidm_sync.testing.strategies needs Hypothesis: `pip install kanidm-sync[testing]`.
+    assert {"ldap", "testing"} <= set(meta.get_all("Provides-Extra") or [])
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        test_group = tomllib.load(f)["dependency-groups"]["test"]
+    hypothesis = next(r for r in test_group if isinstance(r, str) and r.startswith("hypothesis"))
+    assert f"{hypothesis}; extra == 'testing'" in (meta.get_all("Requires-Dist") or [])
 
 
 def test_sdist_carries_tests_docs_and_scripts(dist: pathlib.Path) -> None:
@@ -125,6 +138,14 @@ def test_wheel_installs_into_a_fresh_venv(dist: pathlib.Path, tmp_path: pathlib.
         capture_output=True, text=True, cwd=tmp_path, check=True,
     )  # fmt: skip
     assert f"kanidm-sync {kanidm_sync.__version__}" == version.stdout.strip()
+    show = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "show", "kanidm-sync"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=True,
+    )  # fmt: skip
+    major, minor = re.findall(r"\d+", importlib.metadata.version("pip"))[:2]
+    # Older pips know only the License field, which PEP 639 replaced: they print it empty.
+    if (int(major), int(minor)) >= (25, 1):
+        assert "License-Expression: MPL-2.0" in show.stdout.splitlines()
     demo = subprocess.run(
         [str(venv / "bin" / "kanidm-sync"), "demo"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
