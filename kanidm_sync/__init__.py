@@ -1,9 +1,57 @@
 """kanidm_sync: feed identity data from any source into Kanidm through a sync account.
 
-Everything public is importable from here; modules with a leading underscore are private.
+A typed SDK for Kanidm's sync-account protocol: an LDAP or FreeIPA directory, Active
+Directory, an HR export or any other source owns a set of persons, groups and service
+accounts in Kanidm, and sends Kanidm what changed since the state Kanidm last stored.
+
+Main entry points (everything public is importable from here; modules with a leading
+underscore are private):
+
+* :class:`SyncAccount`, :class:`Client`, :class:`AsyncClient`: read Kanidm's
+  :class:`SyncState` (``get_state()``) and apply a :class:`ChangeSet` (``apply()``),
+  atomically; the admin API of sync accounts (create, tokens, finalise, terminate).
+* :class:`ChangeSet` of :class:`Person`, :class:`Group`, :class:`ServiceAccount`, ...:
+  frozen, typed values written byte for byte as Kanidm's own tools write them;
+  ``ChangeSet.validate()`` reports at once everything Kanidm would reject.
+* :class:`Runner` and :class:`AsyncRunner`: one safe run of a source adapter
+  (:mod:`kanidm_sync.adapters`: LDAP, FreeIPA, Active Directory, CSV/JSON/LDIF files, or
+  your own) with :class:`Rules`, :class:`Guards`, a :class:`Plan`, conflict diagnosis and a
+  :class:`RunReport`.
+* :mod:`kanidm_sync.testing`: ``FakeKanidm``, an in-memory Kanidm for your tests, and
+  pytest fixtures.
+* The ``kanidm-sync`` command line; ``kanidm-sync demo`` shows the whole life of a sync
+  account offline.
+
+Every error is a :class:`KanidmSyncError`. The library logs to the ``kanidm_sync`` logger
+and attaches only a ``logging.NullHandler``: configure logging (``logging.basicConfig()``)
+to see its lines.
+
+Example::
+
+    import kanidm_sync as ks
+
+    account = ks.SyncAccount.from_env()  # KANIDM_URL, KANIDM_SYNC_TOKEN(_FILE)
+    with account.client() as kanidm:
+        changes = ks.ChangeSet(
+            from_state=kanidm.get_state(),
+            to_state=ks.ActiveState(b"hr-export-1"),
+            entries=[
+                ks.Person(id="9a7c1f52-4c7d-4b0e-8a43-1e4f6f1c2d10",
+                          external_id="uid=alice,ou=people,dc=example,dc=org",
+                          name="alice", displayname="Alice Example"),
+            ],
+        )
+        changes.validate().raise_for_errors()  # every problem Kanidm would reject
+        kanidm.apply(changes)  # all of it, or nothing
+
+Documentation: https://github.com/kanidm-sync/kanidm-sync/tree/main/docs (the quickstart,
+concepts, API, adapters, runner, operations and testing pages; the source distribution
+carries them in ``docs/``), and ``help()`` on any public name.
 """
 
 from __future__ import annotations
+
+import logging as _logging
 
 from ._account import SyncAccount
 from ._auth import ClientConfig, KanidmAuth, load_cached_token, load_client_config
@@ -185,4 +233,11 @@ for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) and getattr(_obj, "__module__", "").startswith("kanidm_sync._"):
         _obj.__module__ = "kanidm_sync"
-del _name, _obj
+# `from __future__ import annotations` binds `annotations`; it is no public name (dir()).
+del _name, _obj, annotations
+
+# A library attaches no handler of its own but a NullHandler: without it, Python's
+# `logging.lastResort` prints WARNING and ERROR lines to stderr when the application has not
+# configured logging, so a diagnosis the caller already handles through the exception would
+# show twice (scripts, notebooks). Handlers the application configures still see every line.
+_logging.getLogger("kanidm_sync").addHandler(_logging.NullHandler())

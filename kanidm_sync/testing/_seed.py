@@ -17,7 +17,34 @@ from ._schema_check import validate_entry
 from ._schema_table import ATTRIBUTES
 from ._txn import RI_MESSAGE, StoreState, Txn
 
-__all__ = ["SeedMixin"]
+__all__ = ["NoSuchEntryError", "SeedMixin"]
+
+
+class NoSuchEntryError(KeyError):
+    """``store[key]`` found no entry: the key names no live entry, or no entry has the UUID.
+
+    A :class:`KeyError`, so ``except KeyError`` catches it; unlike a plain ``KeyError`` its
+    message reads as a sentence.
+
+    Attributes:
+        key: the name, SPN or UUID that was looked up.
+    """
+
+    key: uuid.UUID | str
+
+    def __init__(self, key: uuid.UUID | str) -> None:
+        self.key = key
+        if isinstance(key, uuid.UUID):
+            message = f"no entry with uuid {key} in the in-memory Kanidm"
+        else:
+            message = (
+                f"no live entry named {key!r} in the in-memory Kanidm (names and SPNs find "
+                "live entries only: look up a recycled entry or a tombstone by its uuid.UUID)"
+            )
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class SeedMixin(StoreState):
@@ -169,7 +196,18 @@ class SeedMixin(StoreState):
         return StoredEntry(e.uuid, frozenset(e.classes), dict(sorted(out.items())), e.state)
 
     def entry(self, key: uuid.UUID | str) -> StoredEntry | None:
-        """One entry by UUID (any state), or by name/SPN (live entries only)."""
+        """One entry by UUID (any state), or by name/SPN (live entries only), or ``None``.
+
+        ``store[key]`` is the same lookup for an entry that must exist: it returns a
+        :class:`StoredEntry` (no ``None`` to narrow away) and raises
+        :class:`NoSuchEntryError` otherwise.
+
+        Args:
+            key: a :class:`uuid.UUID`, or a name, SPN or UUID string.
+
+        Returns:
+            The entry, or ``None`` when there is none.
+        """
         uid = key if isinstance(key, uuid.UUID) else self.resolve(key)
         if uid is None:
             return None
@@ -177,6 +215,22 @@ class SeedMixin(StoreState):
         if e is None or (not isinstance(key, uuid.UUID) and e.state != "live"):
             return None
         return self._view(e)
+
+    def __getitem__(self, key: uuid.UUID | str) -> StoredEntry:
+        """``store[key]``: the entry by UUID (any state) or name/SPN (live), which must exist.
+
+        Raises:
+            NoSuchEntryError: (a ``KeyError``) when there is no such entry; the message
+                names the key.
+        """
+        found = self.entry(key)
+        if found is None:
+            raise NoSuchEntryError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        """``key in store``: whether ``store[key]`` would find an entry."""
+        return isinstance(key, uuid.UUID | str) and self.entry(key) is not None
 
     def entries(
         self,

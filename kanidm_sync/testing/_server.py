@@ -219,6 +219,12 @@ class FakeKanidm:
         admin_token: a read-write API token of the built-in ``admin`` account.
     """
 
+    url: str
+    store: Store
+    latency: float
+    history: list[RecordedRequest]
+    admin_token: str
+
     def __init__(
         self,
         *,
@@ -229,7 +235,7 @@ class FakeKanidm:
         self.url = url.rstrip("/")
         self.store = store if store is not None else Store()
         self.latency = 0.0
-        self.history: list[RecordedRequest] = []
+        self.history = []
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
         self._drops: list[_Fault] = []

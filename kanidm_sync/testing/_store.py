@@ -24,10 +24,11 @@ from ._apply import ApplyMixin
 from ._entry import EntryState, StoredEntry, StoredValue, TokenSession
 from ._parse import SyncRequest
 from ._rejection import Rejection, parse_sync_request
-from ._seed import SeedMixin
+from ._seed import NoSuchEntryError, SeedMixin
 
 __all__ = [
     "EntryState",
+    "NoSuchEntryError",
     "Rejection",
     "Store",
     "StoredEntry",
@@ -41,6 +42,16 @@ __all__ = [
 class Store(ApplyMixin, AdminMixin, SeedMixin):
     """An in-memory Kanidm holding sync accounts, synced and native entries.
 
+    Read an entry that must exist with ``store[key]`` (a :class:`StoredEntry`, or
+    :class:`NoSuchEntryError`, a ``KeyError``), one that may not with ``store.entry(key)``
+    (``None`` when absent), and test with ``key in store``; ``key`` is a ``uuid.UUID``
+    (entries in any state) or a name, SPN or UUID string (live entries only).
+
     Args:
         domain: the domain name used to build SPNs (``name@domain``).
+
+    Attributes:
+        domain: the domain name used to build SPNs.
     """
+
+    domain: str
