@@ -47,6 +47,9 @@ class StalePlanError(APIError):
         actual: Kanidm's state now.
     """
 
+    expected: SyncState
+    actual: SyncState
+
     def __init__(self, message: str, *, expected: SyncState, actual: SyncState) -> None:
         super().__init__(message)
         self.expected = expected

@@ -80,6 +80,8 @@ class GuardError(KanidmSyncError):
         plan: the refused plan (inspect it, then allow the run explicitly if it is right).
     """
 
+    plan: Plan
+
     def __init__(self, message: str, *, plan: Plan) -> None:
         super().__init__(message)
         self.plan = plan
@@ -92,6 +94,9 @@ class DeletionGuardError(GuardError):
         deletions: how many entries the run would delete.
         synced: how many entries the account held before.
     """
+
+    deletions: int
+    synced: int
 
     def __init__(self, message: str, *, plan: Plan, deletions: int, synced: int) -> None:
         super().__init__(message, plan=plan)
@@ -111,6 +116,10 @@ class SourceGuardError(GuardError):
             ``"shrink"`` (more than ``max_shrink_fraction`` gone:
             ``allow_shrink``).
     """
+
+    count: int
+    previous: int | None
+    reason: Literal["empty", "shrink", "unknown"]
 
     def __init__(
         self,

@@ -43,6 +43,9 @@ class ConcurrentRunError(KanidmSyncError):
         holder: the pid written in the lock file by the run holding it, when readable.
     """
 
+    lock_path: pathlib.Path
+    holder: int | None
+
     def __init__(self, message: str, *, lock_path: pathlib.Path, holder: int | None) -> None:
         super().__init__(message)
         self.lock_path = lock_path

@@ -35,9 +35,10 @@ from ._http import serve
 from ._kanidmd import Kanidmd, KanidmdError
 from ._server import FakeKanidm, ProvisionedSyncAccount, RecordedRequest
 from ._store import NoSuchEntryError, Rejection, Store, StoredEntry
-from ._target import FakeTarget, KanidmdTarget, KanidmTarget, TargetEntry
+from ._target import ClientOptions, FakeTarget, KanidmdTarget, KanidmTarget, TargetEntry
 
 __all__ = [
+    "ClientOptions",
     "FakeKanidm",
     "FakeTarget",
     "KanidmTarget",

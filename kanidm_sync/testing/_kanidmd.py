@@ -67,11 +67,19 @@ class Kanidmd:
     Attributes:
         binary: the executable.
         workdir: the directory holding the server's files.
+        log_level: kanidmd's ``log_level``.
+        maximum_request_size_bytes: kanidmd's request body limit, or ``None`` for its own.
         port: the HTTPS port on 127.0.0.1.
         url: ``https://localhost:<port>``, the server's origin.
         ca_path: the PEM file of the CA that signed the server's certificate.
         log_path: the server's combined stdout and stderr.
     """
+
+    binary: pathlib.Path
+    workdir: pathlib.Path
+    log_level: str
+    maximum_request_size_bytes: int | None
+    port: int
 
     def __init__(
         self,

@@ -41,6 +41,11 @@ class Rejection(Exception):
         error: the operation error, or ``None`` for a framework rejection.
     """
 
+    status: int
+    body: bytes
+    content_type: str
+    error: OperationError | None
+
     def __init__(
         self,
         status: int,

@@ -24,7 +24,7 @@ import ssl
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, Self, TypedDict
 
 import attrs
 import httpx
@@ -70,6 +70,13 @@ _VOLATILE = frozenset(
         "session_id",
     }
 )
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword arguments for :class:`~kanidm_sync.Client` that reach a target's server."""
+
+    http_client: httpx.Client
+    ca_path: str
 
 
 @attrs.frozen(repr=False)
@@ -147,7 +154,7 @@ class KanidmTarget(abc.ABC):
         """
 
     @abc.abstractmethod
-    def client_options(self) -> dict[str, object]:
+    def client_options(self) -> ClientOptions:
         """Keyword arguments that point a :class:`~kanidm_sync.Client` at this server.
 
         ``Client(target.url, token=..., **target.client_options())``.
@@ -163,7 +170,7 @@ class KanidmTarget(abc.ABC):
 
     def admin_client(self, account: Admin = "admin") -> Client:
         """A public :class:`~kanidm_sync.Client` logged in as ``account`` with its password."""
-        return Client(self.url, auth=self.admin_auth(account), **self.client_options())  # type: ignore[arg-type]
+        return Client(self.url, auth=self.admin_auth(account), **self.client_options())
 
     def provision_sync_account(
         self, name: str = "test_sync", *, label: str = "test", description: str | None = None
@@ -255,6 +262,8 @@ class FakeTarget(KanidmTarget):
 
     is_real = False
 
+    fake: FakeKanidm
+
     def __init__(self, fake: FakeKanidm | None = None) -> None:
         super().__init__()
         from ._server import FakeKanidm
@@ -274,7 +283,7 @@ class FakeTarget(KanidmTarget):
             transport=self.fake.transport, base_url=self.url, headers=headers, auth=auth
         )
 
-    def client_options(self) -> dict[str, object]:
+    def client_options(self) -> ClientOptions:
         return {"http_client": httpx.Client(transport=self.fake.transport)}
 
     def password(self, account: Admin) -> str:
@@ -402,7 +411,7 @@ class KanidmdTarget(KanidmTarget):
         self._clients.append(client)
         return client
 
-    def client_options(self) -> dict[str, object]:
+    def client_options(self) -> ClientOptions:
         return {"ca_path": self.ca_path} if self.ca_path else {}
 
     def password(self, account: Admin) -> str:

@@ -56,7 +56,7 @@ def account(kanidm_target: KanidmTarget) -> ProvisionedSyncAccount:
 
 @pytest.fixture
 def sync(kanidm_target: KanidmTarget, account: ProvisionedSyncAccount) -> Iterator[Client]:
-    with Client(account.url, token=account.token, **kanidm_target.client_options()) as client:  # type: ignore[arg-type]
+    with Client(account.url, token=account.token, **kanidm_target.client_options()) as client:
         yield client
 
 

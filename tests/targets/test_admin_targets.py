@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 
 from kanidm_sync import (
@@ -24,7 +25,7 @@ from kanidm_sync import (
     PermissionDeniedError,
     SyncAccount,
 )
-from kanidm_sync.testing import KanidmTarget
+from kanidm_sync.testing import FakeTarget, KanidmTarget
 
 _G = uuid.UUID("5f0c1e0a-3d7e-4c55-9a61-2b6f0e4d7a10")
 
@@ -56,7 +57,7 @@ def test_a1_to_a11_with_password_login(kanidm_target: KanidmTarget) -> None:
         admin.set_credential_portal("admin_api_a", None)
         assert admin.get_credential_portal("admin_api_a") is None
 
-        with Client(kanidm_target.url, token=token, **kanidm_target.client_options()) as sync:  # type: ignore[arg-type]
+        with Client(kanidm_target.url, token=token, **kanidm_target.client_options()) as sync:
             assert REFRESH == sync.get_state()
             group = Group(id=kanidm_target.fresh_uuid(_G), external_id="cn=a_grp", name="a_grp")
             sync.apply(ChangeSet(from_state=REFRESH, to_state=ActiveState(b"a1"), entries=[group]))
@@ -88,7 +89,7 @@ def test_a11_terminate_through_sync_account(kanidm_target: KanidmTarget) -> None
         )
         group = Group(id=kanidm_target.fresh_uuid(_G), external_id="cn=b_grp", name="b_grp")
         http_client = kanidm_target.client_options().get("http_client")
-        with feed.client(http_client=http_client) as sync:  # type: ignore[arg-type]
+        with feed.client(http_client=http_client) as sync:
             sync.apply(ChangeSet(from_state=REFRESH, to_state=ActiveState(b"b1"), entries=[group]))
         assert kanidm_target.entry("b_grp") is not None
         feed.terminate(admin)  # A11
@@ -112,7 +113,7 @@ def test_unknown_account_is_not_found(kanidm_target: KanidmTarget) -> None:
     """
     auth = KanidmAuth.password("nobody_here", "not-the-password-0")
     with (
-        Client(kanidm_target.url, auth=auth, **kanidm_target.client_options()) as client,  # type: ignore[arg-type]
+        Client(kanidm_target.url, auth=auth, **kanidm_target.client_options()) as client,
         pytest.raises(NotFoundError) as caught,
     ):
         client.list_sync_accounts()
@@ -123,12 +124,18 @@ def test_unknown_account_is_not_found(kanidm_target: KanidmTarget) -> None:
 async def test_async_client_admin_calls(kanidm_target: KanidmTarget) -> None:
     """The async twin does the same admin calls with the same password login."""
     kanidm_target.track_sync_account("admin_api_c")
-    options = kanidm_target.client_options()
-    if "http_client" in options:  # the double: an async transport for the async client
-        import httpx
-
-        options = {"http_client": httpx.AsyncClient(transport=kanidm_target.fake.transport)}  # type: ignore[attr-defined]
-    async with AsyncClient(kanidm_target.url, auth=kanidm_target.admin_auth(), **options) as admin:  # type: ignore[arg-type]
+    # The double: an async transport for the async client; a real server: its CA.
+    http_client = (
+        httpx.AsyncClient(transport=kanidm_target.fake.transport)
+        if isinstance(kanidm_target, FakeTarget)
+        else None
+    )
+    async with AsyncClient(
+        kanidm_target.url,
+        auth=kanidm_target.admin_auth(),
+        http_client=http_client,
+        ca_path=kanidm_target.client_options().get("ca_path"),
+    ) as admin:
         await admin.create_sync_account("admin_api_c")
         token = await admin.generate_sync_token("admin_api_c")
         assert token

@@ -84,7 +84,7 @@ def account(kanidm_target: KanidmTarget) -> ProvisionedSyncAccount:
 
 @pytest.fixture
 def sync(kanidm_target: KanidmTarget, account: ProvisionedSyncAccount) -> Iterator[Client]:
-    with Client(account.url, token=account.token, **kanidm_target.client_options()) as client:  # type: ignore[arg-type]
+    with Client(account.url, token=account.token, **kanidm_target.client_options()) as client:
         yield client
 
 
@@ -265,7 +265,9 @@ def test_a_retention_list_alone_in_the_final_request(
     d.group("tailgroup", names)
     assert runner(sync, d, tmp_path, max_request_bytes=4096).run_once().ok
     (tmp_path / "record.json").unlink()  # the base is unknown: RetainOnly of every id
-    d.entries["tail00"] = attrs.evolve(d.entries["tail00"], displayname="Changed")
+    first = d.entries["tail00"]
+    assert isinstance(first, Person)
+    d.entries["tail00"] = attrs.evolve(first, displayname="Changed")
     again = runner(sync, d, tmp_path, max_request_bytes=4096)
     plan = again.plan()
     assert [] == list(plan.requests[-1].entries)

@@ -18,13 +18,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 PAGES = ("testing.md", "quickstart.md")
 
-# kanidm_sync/testing/_target.py: KanidmTarget.client_options() returns dict[str, object],
-# which `Client(..., **options)` cannot take under --strict (owned elsewhere; issue 12).
-PENDING = re.compile(
-    r'^docs_testing_md_test_1\.py:\d+: error: Argument 3 to "Client" has incompatible type '
-    r'"\*\*dict\[str, object\]"'
-)
-
 
 def _modules(tmp_path: pathlib.Path) -> list[pathlib.Path]:
     written = []
@@ -44,7 +37,7 @@ def _modules(tmp_path: pathlib.Path) -> list[pathlib.Path]:
 
 
 def test_doc_examples_pass_mypy_strict(tmp_path: pathlib.Path) -> None:
-    """``mypy --strict`` finds nothing in the examples but the one gap owned elsewhere."""
+    """``mypy --strict`` finds nothing in the examples."""
     pytest.importorskip("mypy")
     modules = _modules(tmp_path)
     result = subprocess.run(
@@ -62,5 +55,4 @@ def test_doc_examples_pass_mypy_strict(tmp_path: pathlib.Path) -> None:
     )  # fmt: skip
     errors = [line for line in result.stdout.splitlines() if ": error: " in line]
     assert result.returncode in (0, 1), result.stdout + result.stderr
-    assert [] == [e for e in errors if not PENDING.match(e)]
-    assert any(PENDING.match(e) for e in errors), "fixed in _target.py: remove PENDING"
+    assert [] == errors
