@@ -31,9 +31,9 @@ from collections.abc import Sequence
 
 try:
     from hypothesis import strategies as st
-except ImportError as exc:  # pragma: no cover - exercised only without Hypothesis
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without Hypothesis
     raise ImportError(
-        "kanidm_sync.testing.strategies needs Hypothesis; install it with `pip install hypothesis`"
+        "kanidm_sync.testing.strategies needs Hypothesis: pip install kanidm-sync[testing]"
     ) from exc
 
 from .._proto._changeset import ChangeSet
