@@ -18,25 +18,48 @@ An entry is one of:
 Typed entries also take ``extra``: further sync-allowed attributes (for example one an
 admin added to a class's ``may`` list), sent as given.
 
+Types are checked when an entry (or a value in it) is built: a wrong type raises a
+:class:`TypeError` naming the class, the field and the type it got
+(``Person.mail[0] must be a Mail or a str, not int``), never the value. A few obviously
+meant values are converted instead, and only these:
+
+* any iterable (a list, a generator) becomes a tuple; a single ``str`` where an iterable
+  is expected is refused (it would otherwise become a tuple of characters);
+* a ``str`` in ``mail`` becomes ``Mail(str)`` (no primary flag);
+* a UUID in ``member`` (or an OAuth2 ``provider``) becomes its text;
+* ``id`` may be a UUID's text in any form :class:`uuid.UUID` parses;
+* a timezone-aware ``datetime`` in an ``account_*`` field becomes RFC 3339 text;
+* ``extra`` / ``attributes`` become a read-only copy (keys must be str; values are JSON
+  values, checked when encoded).
+
+Values are not checked here (a name's syntax, a key's format): ``ChangeSet.validate()``
+reports those, all at once.
+
 Secrets (password imports, TOTP secrets) are masked in every ``repr``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as _dt
 import html
-import types
 import uuid
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Final, Literal, TypeAlias
+from typing import Final, TypeAlias
 
 import attrs
 
 from .._types import JSONValue
-from ._state import _as_uuid
+from . import _entry_fields as _f
+from ._values import (
+    Mail,
+    OAuth2Account,
+    PosixAccount,
+    PosixGroup,
+    SshPublicKey,
+    Totp,
+    TotpAlgorithm,
+    mask,
+)
 
 __all__ = [
     "SCHEMA_PREFIX",
@@ -78,248 +101,43 @@ class SchemaUrn(StrEnum):
 SECRET_ATTRIBUTES: Final = frozenset({"password_import", "unix_password_import", "totp_import"})
 """Attributes whose values are secrets: never shown in a repr, a log line or an error."""
 
-TotpAlgorithm: TypeAlias = Literal["sha1", "sha256", "sha512"]
-"""The TOTP hash algorithms kanidmd accepts."""
-
-_MASK: Final = "'***'"
-
-
-def _mask(value: object) -> str:
-    return "None" if value is None else _MASK
-
-
-def _as_reference(value: uuid.UUID | str) -> str:
-    # A reference is an external id, or a UUID written as a string (spec §3.9.1).
-    return str(value) if isinstance(value, uuid.UUID) else value
-
-
-def _as_rfc3339(value: _dt.datetime | str | None) -> str | None:
-    if isinstance(value, _dt.datetime):
-        if value.utcoffset() is None:
-            raise ValueError(
-                "a datetime for Kanidm must be timezone-aware (RFC 3339 needs an offset)"
-            )
-        return value.isoformat()
-    return value
-
-
-def _check_iterable(values: object, what: str) -> None:
-    if isinstance(values, str | bytes):
-        raise TypeError(f"expected an iterable of {what}, not a single string")
-
-
-def _mails(values: Iterable[Mail]) -> tuple[Mail, ...]:
-    _check_iterable(values, "Mail")
-    return tuple(values)
-
-
-def _ssh_keys(values: Iterable[SshPublicKey]) -> tuple[SshPublicKey, ...]:
-    _check_iterable(values, "SshPublicKey")
-    return tuple(values)
-
-
-def _totps(values: Iterable[Totp]) -> tuple[Totp, ...]:
-    _check_iterable(values, "Totp")
-    return tuple(values)
-
-
-def _strings(values: Iterable[str]) -> tuple[str, ...]:
-    _check_iterable(values, "str")
-    return tuple(values)
-
-
-def _references(values: Iterable[uuid.UUID | str]) -> tuple[str, ...]:
-    _check_iterable(values, "external ids")
-    return tuple(_as_reference(v) for v in values)
-
-
-def _frozen_mapping(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
-    if isinstance(value, types.MappingProxyType):
-        return value
-    return types.MappingProxyType(dict(value))
-
-
-def _optional_str(inst: object, attribute: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{attribute.name} must be a str or None, not {type(value).__name__}")
-
-
-def _optional_int(inst: object, attribute: attrs.Attribute[int | None], value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise TypeError(f"{attribute.name} must be an int or None, not {type(value).__name__}")
-
 
 def _masked_mapping_repr(value: Mapping[str, JSONValue]) -> str:
     shown = {k: ("***" if k in SECRET_ATTRIBUTES else v) for k, v in value.items()}
     return repr(shown)
 
 
-_str = attrs.validators.instance_of(str)
-_opt_str = _optional_str
+def _mails(values: Iterable[Mail | str]) -> tuple[Mail, ...]:
+    # An address given as a plain str is what Mail(str) means: converted, as documented.
+    if type(values) is tuple:
+        for value in values:
+            if type(value) is not Mail:
+                break
+        else:
+            return values  # all Mail: the hot path
+    return _f.as_items(values, Mail)  # type: ignore[arg-type]
 
 
-# --- value items ---------------------------------------------------------------------------
+# Named one-argument converters (mypy's attrs plugin needs them so) over the shared ones.
 
 
-@attrs.frozen
-class Mail:
-    """One mail address of a person, group or service account.
-
-    Attributes:
-        value: the address.
-        primary: ``True`` to make it the primary address; ``None`` sends no flag. With no
-            flag anywhere Kanidm makes the first address primary; with several flags the
-            last flagged one wins (spec §3.9.6).
-    """
-
-    value: str = attrs.field(validator=_str)
-    primary: bool | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(bool))
-    )
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return values if type(values) is tuple else _f.as_tuple(values)
 
 
-@attrs.frozen
-class SshPublicKey:
-    """One SSH public key.
-
-    Attributes:
-        label: a name for the key, unique within the entry (``"laptop"``).
-        value: one OpenSSH public key line (``"ssh-ed25519 AAAA... alice@laptop"``).
-    """
-
-    label: str = attrs.field(validator=_str)
-    value: str = attrs.field(validator=_str)
+def _ssh_keys(values: Iterable[SshPublicKey]) -> tuple[SshPublicKey, ...]:
+    return values if type(values) is tuple else _f.as_tuple(values)
 
 
-@attrs.frozen(kw_only=True)
-class Totp:
-    """A TOTP token imported onto a person's primary credential (spec §3.9.4).
-
-    Kanidm expects the *raw key in base64* (not base32, which authenticator apps show);
-    use :meth:`from_key` or :meth:`from_base32` to build one from either. A TOTP import
-    needs a ``password_import`` on the same person.
-
-    Attributes:
-        external_id: the token's label in Kanidm.
-        secret: the raw key, base64 with canonical padding. Masked in ``repr``.
-        algo: ``"sha1"``, ``"sha256"`` or ``"sha512"``.
-        step: the period in seconds, at least 30.
-        digits: 6 or 8.
-    """
-
-    external_id: str = attrs.field(validator=_str)
-    secret: str = attrs.field(validator=_str, repr=_mask)
-    algo: str = attrs.field(default="sha1", validator=_str)
-    step: int = attrs.field(default=30, validator=attrs.validators.instance_of(int))
-    digits: int = attrs.field(default=6, validator=attrs.validators.instance_of(int))
-
-    @classmethod
-    def from_key(
-        cls,
-        key: bytes,
-        *,
-        external_id: str,
-        algo: TotpAlgorithm = "sha1",
-        step: int = 30,
-        digits: int = 6,
-    ) -> Totp:
-        """Build a TOTP import from the raw key bytes.
-
-        Args:
-            key: the shared secret as bytes.
-            external_id: the token's label in Kanidm.
-            algo: the hash algorithm.
-            step: the period in seconds.
-            digits: the code length.
-
-        Returns:
-            The import, with the key in canonical padded base64.
-        """
-        secret = base64.b64encode(key).decode("ascii")
-        return cls(external_id=external_id, secret=secret, algo=algo, step=step, digits=digits)
-
-    @classmethod
-    def from_base32(
-        cls,
-        secret: str,
-        *,
-        external_id: str,
-        algo: TotpAlgorithm = "sha1",
-        step: int = 30,
-        digits: int = 6,
-    ) -> Totp:
-        """Build a TOTP import from a base32 secret, as authenticator apps show it.
-
-        Spaces are ignored, case and missing padding are tolerated.
-
-        Args:
-            secret: the base32 text (``"JBSWY3DPEHPK3PXP"``).
-            external_id: the token's label in Kanidm.
-            algo: the hash algorithm.
-            step: the period in seconds.
-            digits: the code length.
-
-        Returns:
-            The import, with the key converted to base64 as Kanidm needs.
-
-        Raises:
-            ValueError: the text is not base32 (the message does not repeat it).
-        """
-        text = "".join(secret.split()).upper()
-        text += "=" * (-len(text) % 8)
-        try:
-            key = base64.b32decode(text)
-        except (binascii.Error, ValueError):
-            raise ValueError("the TOTP secret is not valid base32") from None
-        return cls.from_key(key, external_id=external_id, algo=algo, step=step, digits=digits)
+def _totps(values: Iterable[Totp]) -> tuple[Totp, ...]:
+    return values if type(values) is tuple else _f.as_tuple(values)
 
 
-# --- facets --------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class PosixAccount:
-    """The POSIX facet of a person or service account (schema ``posixaccount``).
-
-    Attributes:
-        gidnumber: the account's gid (and uid); ``None`` lets Kanidm derive one from the
-            entry's UUID.
-        loginshell: the login shell (Kanidm lower-cases it).
-        unix_password_import: a password hash for the unix password. Masked in ``repr``.
-            Unlike the primary password it is not removed when later applies omit it.
-    """
-
-    gidnumber: int | None = attrs.field(default=None, validator=_optional_int)
-    loginshell: str | None = attrs.field(default=None, validator=_opt_str)
-    unix_password_import: str | None = attrs.field(default=None, validator=_opt_str, repr=_mask)
-
-
-@attrs.frozen(kw_only=True)
-class OAuth2Account:
-    """The OAuth2 facet of a person (schema ``oauth2_account``, Kanidm >= 1.9).
-
-    Attributes:
-        provider: the OAuth2 client provider entry: a UUID, or an external id.
-        unique_user_id: the user's id at the provider.
-        unique_user_sub: the provider's ``sub`` claim for the user; required by
-            Kanidm >= 1.11 (spec §8.2).
-    """
-
-    provider: str = attrs.field(converter=_as_reference, validator=_str)
-    unique_user_id: str = attrs.field(validator=_str)
-    unique_user_sub: str | None = attrs.field(default=None, validator=_opt_str)
-
-
-@attrs.frozen(kw_only=True)
-class PosixGroup:
-    """The POSIX facet of a group (schema ``posixgroup``).
-
-    Attributes:
-        gidnumber: the group's gid; ``None`` lets Kanidm derive one from the UUID.
-    """
-
-    gidnumber: int | None = attrs.field(default=None, validator=_optional_int)
-
+_str = _f.check_str
+_opt_str = _f.check_opt_str
+_rfc3339 = _f.check_rfc3339
+_strs = _f.items_of(str, "a str")
+_members = _f.items_of(str, "a str (an external id) or a UUID")
 
 # --- entries -------------------------------------------------------------------------------
 
@@ -337,15 +155,20 @@ def _ordered(derived: list[str], hint: tuple[str, ...]) -> tuple[str, ...]:
 class Person:
     """A person with an account: schemas ``account`` and ``person`` (spec §3.7).
 
+    Every field's type is checked when the person is built (see the module notes for the
+    few conversions): a wrong one raises :class:`TypeError` naming ``Person``, the field
+    and the type.
+
     Attributes:
-        id: the Kanidm entry UUID; the same id always means the same entry.
+        id: the Kanidm entry UUID (or its text); the same id always means the same entry.
         external_id: the source's identifier (an LDAP DN, say). Kanidm stores it
             lower-cased and resolves group members by it; effectively required.
         name: the login name (lower-case, ``^[a-z][a-z0-9-_.]{0,63}$``, unique in Kanidm).
         displayname: the display name.
         legalname: the legal name.
-        mail: mail addresses; see :class:`Mail` for the primary rule.
-        ssh_publickey: SSH public keys.
+        mail: mail addresses; see :class:`Mail` for the primary rule. A plain ``str``
+            item is taken as ``Mail(str)``.
+        ssh_publickey: SSH public keys (:class:`SshPublicKey`: each needs a label).
         account_valid_from: RFC 3339 time the account becomes valid (a timezone-aware
             ``datetime`` is converted).
         account_expire: RFC 3339 time the account expires; the reference tools write
@@ -362,31 +185,47 @@ class Person:
             byte-identical. Not part of equality.
     """
 
-    id: uuid.UUID = attrs.field(converter=_as_uuid)
+    id: uuid.UUID = attrs.field(converter=_f.as_entry_id, validator=_f.check_entry_id)
     external_id: str | None = attrs.field(default=None, validator=_opt_str)
     name: str = attrs.field(validator=_str)
     displayname: str = attrs.field(validator=_str)
     legalname: str | None = attrs.field(default=None, validator=_opt_str)
-    mail: tuple[Mail, ...] = attrs.field(default=(), converter=_mails)
-    ssh_publickey: tuple[SshPublicKey, ...] = attrs.field(default=(), converter=_ssh_keys)
+    mail: tuple[Mail, ...] = attrs.field(
+        default=(), converter=_mails, validator=_f.items_of(Mail, "a Mail or a str")
+    )
+    ssh_publickey: tuple[SshPublicKey, ...] = attrs.field(
+        default=(),
+        converter=_ssh_keys,
+        validator=_f.items_of(SshPublicKey, "an SshPublicKey(label, value)"),
+    )
     account_valid_from: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
     account_expire: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
     account_softlock_expire: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
-    password_import: str | None = attrs.field(default=None, validator=_opt_str, repr=_mask)
-    totp_import: tuple[Totp, ...] = attrs.field(default=(), converter=_totps)
-    posix: PosixAccount | None = None
-    oauth2: OAuth2Account | None = None
+    password_import: str | None = attrs.field(default=None, validator=_opt_str, repr=mask)
+    totp_import: tuple[Totp, ...] = attrs.field(
+        default=(), converter=_totps, validator=_f.items_of(Totp, "a Totp")
+    )
+    posix: PosixAccount | None = attrs.field(
+        default=None, validator=_f.check_optional(PosixAccount, "a PosixAccount")
+    )
+    oauth2: OAuth2Account | None = attrs.field(
+        default=None, validator=_f.check_optional(OAuth2Account, "an OAuth2Account")
+    )
     extra: Mapping[str, JSONValue] = attrs.field(
-        factory=dict, converter=_frozen_mapping, hash=False, repr=_masked_mapping_repr
+        factory=dict,
+        converter=_f.as_frozen_mapping,
+        validator=_f.check_attribute_mapping,
+        hash=False,
+        repr=_masked_mapping_repr,
     )
     schema_order: tuple[str, ...] = attrs.field(
-        default=(), converter=_strings, eq=False, repr=False
+        default=(), converter=_strings, validator=_strs, eq=False, repr=False
     )
 
     @property
@@ -413,26 +252,37 @@ class Group:
         external_id: the source's identifier; members elsewhere refer to it.
         name: the group name (same rules as a person's, unique across Kanidm).
         description: a description.
-        mail: mail addresses of the group.
+        mail: mail addresses of the group (a plain ``str`` item is ``Mail(str)``).
         member: members, each an external id (resolved by Kanidm; unknown ones are
-            silently dropped) or a UUID string (must exist, else the apply fails).
+            silently dropped) or a UUID string (must exist, else the apply fails); a
+            :class:`uuid.UUID` becomes its string.
         posix: the POSIX facet, or ``None``.
         extra: further sync-allowed attributes, sent as given.
         schema_order: wire order of the schema URNs; not part of equality.
     """
 
-    id: uuid.UUID = attrs.field(converter=_as_uuid)
+    id: uuid.UUID = attrs.field(converter=_f.as_entry_id, validator=_f.check_entry_id)
     external_id: str | None = attrs.field(default=None, validator=_opt_str)
     name: str = attrs.field(validator=_str)
     description: str | None = attrs.field(default=None, validator=_opt_str)
-    mail: tuple[Mail, ...] = attrs.field(default=(), converter=_mails)
-    member: tuple[str, ...] = attrs.field(default=(), converter=_references)
-    posix: PosixGroup | None = None
+    mail: tuple[Mail, ...] = attrs.field(
+        default=(), converter=_mails, validator=_f.items_of(Mail, "a Mail or a str")
+    )
+    member: tuple[str, ...] = attrs.field(
+        default=(), converter=_f.as_references, validator=_members
+    )
+    posix: PosixGroup | None = attrs.field(
+        default=None, validator=_f.check_optional(PosixGroup, "a PosixGroup")
+    )
     extra: Mapping[str, JSONValue] = attrs.field(
-        factory=dict, converter=_frozen_mapping, hash=False, repr=_masked_mapping_repr
+        factory=dict,
+        converter=_f.as_frozen_mapping,
+        validator=_f.check_attribute_mapping,
+        hash=False,
+        repr=_masked_mapping_repr,
     )
     schema_order: tuple[str, ...] = attrs.field(
-        default=(), converter=_strings, eq=False, repr=False
+        default=(), converter=_strings, validator=_strs, eq=False, repr=False
     )
 
     @property
@@ -458,7 +308,7 @@ class ServiceAccount:
         name: the account name.
         displayname: the display name.
         description: a description.
-        mail: mail addresses.
+        mail: mail addresses (a plain ``str`` item is ``Mail(str)``).
         ssh_publickey: SSH public keys.
         account_valid_from: RFC 3339 time the account becomes valid.
         account_expire: RFC 3339 time the account expires.
@@ -469,29 +319,41 @@ class ServiceAccount:
         schema_order: wire order of the schema URNs; not part of equality.
     """
 
-    id: uuid.UUID = attrs.field(converter=_as_uuid)
+    id: uuid.UUID = attrs.field(converter=_f.as_entry_id, validator=_f.check_entry_id)
     external_id: str | None = attrs.field(default=None, validator=_opt_str)
     name: str = attrs.field(validator=_str)
     displayname: str = attrs.field(validator=_str)
     description: str | None = attrs.field(default=None, validator=_opt_str)
-    mail: tuple[Mail, ...] = attrs.field(default=(), converter=_mails)
-    ssh_publickey: tuple[SshPublicKey, ...] = attrs.field(default=(), converter=_ssh_keys)
+    mail: tuple[Mail, ...] = attrs.field(
+        default=(), converter=_mails, validator=_f.items_of(Mail, "a Mail or a str")
+    )
+    ssh_publickey: tuple[SshPublicKey, ...] = attrs.field(
+        default=(),
+        converter=_ssh_keys,
+        validator=_f.items_of(SshPublicKey, "an SshPublicKey(label, value)"),
+    )
     account_valid_from: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
     account_expire: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
     account_softlock_expire: str | None = attrs.field(
-        default=None, converter=_as_rfc3339, validator=_opt_str
+        default=None, converter=_f.as_rfc3339, validator=_rfc3339
     )
-    password_import: str | None = attrs.field(default=None, validator=_opt_str, repr=_mask)
-    posix: PosixAccount | None = None
+    password_import: str | None = attrs.field(default=None, validator=_opt_str, repr=mask)
+    posix: PosixAccount | None = attrs.field(
+        default=None, validator=_f.check_optional(PosixAccount, "a PosixAccount")
+    )
     extra: Mapping[str, JSONValue] = attrs.field(
-        factory=dict, converter=_frozen_mapping, hash=False, repr=_masked_mapping_repr
+        factory=dict,
+        converter=_f.as_frozen_mapping,
+        validator=_f.check_attribute_mapping,
+        hash=False,
+        repr=_masked_mapping_repr,
     )
     schema_order: tuple[str, ...] = attrs.field(
-        default=(), converter=_strings, eq=False, repr=False
+        default=(), converter=_strings, validator=_strs, eq=False, repr=False
     )
 
     @property
@@ -522,11 +384,15 @@ class GenericEntry:
         attributes: attribute name -> JSON value. Secret attributes are masked in repr.
     """
 
-    id: uuid.UUID = attrs.field(converter=_as_uuid)
+    id: uuid.UUID = attrs.field(converter=_f.as_entry_id, validator=_f.check_entry_id)
     external_id: str | None = attrs.field(default=None, validator=_opt_str)
-    schemas: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    schemas: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_strs)
     attributes: Mapping[str, JSONValue] = attrs.field(
-        factory=dict, converter=_frozen_mapping, hash=False, repr=_masked_mapping_repr
+        factory=dict,
+        converter=_f.as_frozen_mapping,
+        validator=_f.check_attribute_mapping,
+        hash=False,
+        repr=_masked_mapping_repr,
     )
 
     def _repr_html_(self) -> str:
