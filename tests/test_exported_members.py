@@ -59,3 +59,13 @@ def test_source_modules_export_what_they_define(name: str) -> None:
     }
     assert defined <= set(exported)
     assert all(hasattr(module, n) for n in exported)
+
+
+def test_uuid_for_is_public_where_every_adapter_finds_it() -> None:
+    """uuid_for and its namespace are kanidm_sync.adapters names; files re-exports them."""
+    adapters = importlib.import_module("kanidm_sync.adapters")
+    files = importlib.import_module("kanidm_sync.adapters.files")
+    for name in ("uuid_for", "EXTERNAL_ID_NAMESPACE"):
+        assert name in adapters.__all__
+        assert name in files.__all__
+        assert getattr(adapters, name) is getattr(files, name)

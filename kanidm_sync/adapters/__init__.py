@@ -2,10 +2,14 @@
 
 A source answers one question: given Kanidm's current :data:`~kanidm_sync.SyncState`,
 what changed? It returns a :data:`SourceBatch`; the runner turns it into a ChangeSet.
+
+Every adapter needs stable entry UUIDs: :func:`uuid_for` derives one from an external id
+(a uuid5 under :data:`EXTERNAL_ID_NAMESPACE`), the same way the shipped sources do.
 """
 
 from __future__ import annotations
 
+from .._proto._ids import EXTERNAL_ID_NAMESPACE, uuid_for
 from ._protocols import (
     AsyncSourceAdapter,
     Delta,
@@ -17,6 +21,7 @@ from ._protocols import (
 from ._snapshot import SnapshotAdapter, SnapshotSource
 
 __all__ = [
+    "EXTERNAL_ID_NAMESPACE",
     "AsyncSourceAdapter",
     "Delta",
     "FullImage",
@@ -25,4 +30,5 @@ __all__ = [
     "SnapshotSource",
     "SourceAdapter",
     "SourceBatch",
+    "uuid_for",
 ]

@@ -129,21 +129,27 @@ def test_csv_default_kind(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("kind,external_id,name\nperson,E1,alice\n", r":2: field 'displayname': missing"),
+        (
+            "kind,external_id,name\nperson,E1,alice\n",
+            r":2: entry 'E1': field 'displayname': missing",
+        ),
         (
             "kind,external_id,name,displayname\nperson,E1,,Alice\n",
-            r":2: field 'name': missing",
+            r":2: entry 'E1': field 'name': missing",
         ),
         ("kind,name,displayname\nperson,alice,Alice\n", r":2: field 'external_id': missing"),
         (
             "kind,external_id,name,displayname,gidnumber\nperson,E1,a,A,12x\n",
-            r":2: field 'gidnumber': '12x' is not an integer",
+            r":2: entry 'E1': field 'gidnumber': '12x' is not an integer",
         ),
         (
             "kind,external_id,name,displayname,id\n\nperson,E1,a,A,nope\n",
-            r":3: field 'id': 'nope' is not a UUID",
+            r":3: entry 'E1': field 'id': 'nope' is not a UUID",
         ),
-        ("kind,external_id,name\nrobot,E1,a\n", r":2: field 'kind': 'robot' is not a kind"),
+        (
+            "kind,external_id,name\nrobot,E1,a\n",
+            r":2: entry 'E1': field 'kind': 'robot' is not a kind",
+        ),
         ("kind,external_id,name\nperson,E1\n", r":2: 2 values for 3 columns"),
         ("external_id,name\nE1,a\n", r":1: no column 'kind'"),
         ("kind,name,name\n", r":1: column 'name' appears twice"),
@@ -169,7 +175,9 @@ def test_csv_mapped_field_error_names_column(tmp_path: pathlib.Path) -> None:
     """An error on a renamed field names both the field and its column."""
     path = write(tmp_path, "p.csv", "kind,ext,login,cn\nperson,E1,alice,\n")
     mapping = FieldMapping(fields={"external_id": "ext", "name": "login", "displayname": "cn"})
-    with pytest.raises(SourceError, match=r"p\.csv:2: field 'displayname' \(column 'cn'\)"):
+    with pytest.raises(
+        SourceError, match=r"p\.csv:2: entry 'E1': field 'displayname' \(column 'cn'\)"
+    ):
         CsvSource(path, mapping).snapshot()
 
 
@@ -240,13 +248,13 @@ def test_jsonl_and_json_array() -> None:
             '[{"kind": "group", "external_id": "g", "name": "g"}, {"kind": "group",'
             ' "external_id": "h", "name": 5}]',
             None,
-            r"record \[1\]: field 'name': expected a string, not a number",
+            r"record \[1\]: entry 'h': field 'name': expected a string, not a number",
         ),
         (
             "p.txt",
             '{"kind": "group", "external_id": "g", "name": "g", "member": [1]}\n',
             True,
-            r"p\.txt:1: field 'member': item 0 is a number",
+            r"p\.txt:1: entry 'g': field 'member': item 0 is a number",
         ),
     ],
 )
