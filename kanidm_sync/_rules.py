@@ -321,11 +321,15 @@ class Rules:
             ConfigError: the TOML does not parse, or a table or key is unknown or of the
                 wrong type; the message names the table and the key.
         """
+        problem = None
         try:
-            data = tomllib.loads(text)
+            return cls.from_mapping(tomllib.loads(text), source=source)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-        return cls.from_mapping(data, source=source)
+            problem = str(exc)
+        except RecursionError:
+            # tomllib recurses once per nested array or inline table.
+            problem = "arrays or inline tables nested too deeply"
+        raise ConfigError(f"{source}: not valid TOML: {problem}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Rules:
@@ -361,9 +365,16 @@ class Rules:
             The rules.
 
         Raises:
-            ConfigError: a table or key is unknown or of the wrong type.
+            ConfigError: a table or key is unknown or of the wrong type, or a patch value
+                is nested too deeply to handle.
         """
-        return _Loader(source).load(data)
+        try:
+            return _Loader(source).load(data)
+        except RecursionError:
+            # TOML table headers nest without limit ([a.b.c...]); JSON Patch values are
+            # walked recursively.
+            problem = "a value is nested too deeply"
+        raise ConfigError(f"{source}: {problem}")
 
     # --- applying -----------------------------------------------------------------------
 

@@ -423,3 +423,21 @@ def test_excluded_and_remapped_entry_is_refused() -> None:
     ext = '[exclude]\nexternal_ids = ["UID=Bob"]\n\n[remap.external_id."uid=bob"]\nname = "b"\n'
     with pytest.raises(ConfigError, match="'uid=bob' is both excluded"):
         Rules.from_toml(ext)
+
+
+def test_deeply_nested_rules_are_a_config_error_naming_the_source() -> None:
+    """A hostile nesting is a ConfigError naming the file, not a RecursionError.
+
+    Arrays nest in tomllib's recursion; table headers nest without limit and reach the
+    patch check as a deep value.
+    """
+    arrays = "[exclude]\nnames = " + "[" * 3000 + "]" * 3000 + "\n"
+    with pytest.raises(ConfigError, match=r"^rules\.toml: not valid TOML: .*nested too deeply"):
+        Rules.from_toml(arrays, source="rules.toml")
+    header = ".".join(["v"] * 3000)
+    tables = (
+        f'[[remap.id."{BOB}".patch]]\nop = "add"\npath = "/displayname"\n'
+        f'[remap.id."{BOB}".patch.value.{header}]\nx = 1\n'
+    )
+    with pytest.raises(ConfigError, match=r"^rules\.toml: a value is nested too deeply$"):
+        Rules.from_toml(tables, source="rules.toml")
