@@ -1,8 +1,13 @@
-"""Atomic file replacement, shared by the runner's record and the snapshot store.
+"""Atomic file replacement, shared by the runner's record, the snapshot store and the CLI.
 
 Owns writing a whole text file so that a reader (or a crash) sees either the old content
-or the new one, never a part. Must not decide what is written, nor translate errors: the
-callers own their formats and messages.
+or the new one, never a part, and removing the temporary files that writers killed
+mid-write left behind. Must not decide what is written, nor translate errors: the callers
+own their formats and messages.
+
+A temporary file is named ``.<name>.tmp-<pid>-<random>``, next to ``<name>``: the pid says
+whose it is, so the next write can remove those of processes that no longer run (a
+``kill -9`` or a power cut between create and rename), and leave a running writer's alone.
 """
 
 from __future__ import annotations
@@ -10,17 +15,75 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import tempfile
+import secrets
+import sys
+from typing import Final
 
-__all__ = ["write_atomic"]
+__all__ = ["temp_prefix", "write_atomic"]
+
+_ATTEMPTS: Final = 16
+
+
+def temp_prefix(path: pathlib.Path) -> str:
+    """The name every temporary file of ``path`` starts with: ``.<name>.tmp-``.
+
+    Args:
+        path: the file written atomically.
+
+    Returns:
+        The prefix (a file name, without directory).
+    """
+    return f".{path.name}.tmp-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, under another user
+    return True
+
+
+def _remove_stale(path: pathlib.Path) -> None:
+    """Remove the temporary files of ``path`` whose writer no longer runs."""
+    if sys.platform == "win32":  # pragma: no cover - no signal 0 to ask with
+        return
+    prefix = temp_prefix(path)
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue
+            pid_text, dash, rest = entry.name[len(prefix) :].partition("-")
+            if not (dash and rest and pid_text.isascii() and pid_text.isdigit()):
+                continue  # not one of ours
+            pid = int(pid_text)
+            if pid <= 0 or pid == os.getpid() or _alive(pid):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _create_temp(path: pathlib.Path) -> tuple[int, str]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_ATTEMPTS):
+        tmp = path.parent / f"{temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            return os.open(tmp, flags, 0o600), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
 
 
 def write_atomic(path: pathlib.Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8): temporary file, fsync, rename.
 
-    The temporary file is created next to ``path`` with mode 0600 (both callers store
+    The temporary file is created next to ``path`` with mode 0600 (the callers store
     entries' data); the directory is created on first use. On any failure the temporary
-    file is removed and ``path`` is left as it was.
+    file is removed and ``path`` is left as it was. Temporary files of ``path`` left by
+    writers that were killed are removed first.
 
     Args:
         path: the file to replace.
@@ -31,7 +94,8 @@ def write_atomic(path: pathlib.Path, text: str) -> None:
     """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    _remove_stale(path)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

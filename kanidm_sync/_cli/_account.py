@@ -13,9 +13,12 @@ admin API cannot tell (it cannot list the entries an account owns, so ``finalise
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import getpass
 import os
 import pathlib
+import stat
 import sys
 from typing import Final
 
@@ -247,26 +250,81 @@ def _create(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _write_private(path: str, value: str) -> None:
-    file = pathlib.Path(path).expanduser()
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # also when the file existed with wider rights
-        handle.write(value + "\n")
+class _PrivateFile:
+    """The ``-o`` file of ``generate-token``: opened before the token exists, 0600.
+
+    Opened first, so a path that cannot take the token fails before Kanidm issues one
+    (a token issued and then lost would have to be destroyed). Never through a symbolic
+    link (``O_NOFOLLOW``: ``-o`` pointing at a link to another file would overwrite that
+    file with the token), and only a regular file with one name.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = pathlib.Path(path).expanduser()
+        # O_NONBLOCK: opening a pipe must not wait for a reader (it is refused below).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        not_plain = UsageError(
+            f"{self.path} is not a plain file (a device, a pipe, or a file with several "
+            "names): refusing to write the token into it"
+        )
+        try:
+            try:
+                self.fd, self.created = os.open(self.path, flags | os.O_EXCL, 0o600), True
+            except FileExistsError:
+                self.fd, self.created = os.open(self.path, flags, 0o600), False
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UsageError(
+                    f"{self.path} is a symbolic link: refusing to write the token through it "
+                    "(give the path of the file itself)"
+                ) from None
+            if exc.errno == errno.ENXIO:  # a pipe without a reader
+                raise not_plain from None
+            raise
+        info = os.fstat(self.fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            self.discard()
+            raise not_plain
+        os.set_blocking(self.fd, True)
+        os.fchmod(self.fd, 0o600)  # also when the file existed with wider rights
+
+    def write(self, value: str) -> None:
+        """Replace the file's content with ``value`` and a newline, and close it."""
+        try:
+            os.ftruncate(self.fd, 0)
+            data = (value + "\n").encode("utf-8")
+            while data:
+                data = data[os.write(self.fd, data) :]
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+
+    def discard(self) -> None:
+        """Close the file, and remove it if this command created it."""
+        os.close(self.fd)
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 def _generate_token(args: argparse.Namespace, out: Output) -> int:
-    with admin_client(args) as client:
-        if _require(client, args.account).has_token:
-            # Kanidm would answer a bare schema violation (the session is single-valued).
-            # The arguments are right; the account's state is in the way: a failure (1).
-            raise KanidmSyncError(
-                f"{args.account} already has a sync token and Kanidm allows one; revoke it "
-                f"first with `kanidm-sync account destroy-token {args.account}`"
-            )
-        token = client.generate_sync_token(args.account, label=args.label)
-    if args.output:
-        _write_private(args.output, token)
+    target = _PrivateFile(args.output) if args.output else None
+    try:
+        with admin_client(args) as client:
+            if _require(client, args.account).has_token:
+                # Kanidm would answer a bare schema violation (the session is single-valued).
+                # The arguments are right; the account's state is in the way: a failure (1).
+                raise KanidmSyncError(
+                    f"{args.account} already has a sync token and Kanidm allows one; revoke "
+                    f"it first with `kanidm-sync account destroy-token {args.account}`"
+                )
+            token = client.generate_sync_token(args.account, label=args.label)
+    except BaseException:
+        if target is not None:
+            target.discard()
+        raise
+    if target is not None:
+        target.write(token)
         out.note(f"wrote the sync token of {args.account} to {args.output} (mode 0600)")
         out.result("", {"name": args.account, "label": args.label, "token_file": args.output})
     elif out.json_mode:

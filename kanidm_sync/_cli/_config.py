@@ -10,23 +10,26 @@ a token in a message. Relative paths are relative to the configuration file's di
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import pathlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
 import attrs
 
 from .._account import SyncAccount
+from .._cron import CronExpression
 from .._exceptions import ConfigError
 from .._guards import Guards
 from .._rules import Rules
-from .._schedule import Schedule
+from .._schedule import CronSchedule, Schedule
 from ..adapters import SnapshotAdapter, SourceAdapter
+from ..adapters._ldap_config import IpaConfig, LdapConfig, load_config
 from ..adapters.files import CsvSource, FieldMapping, JsonSource, LdifSource
 
-__all__ = ["SOURCE_TYPES", "RunConfig", "load_run_config"]
+__all__ = ["SOURCE_TYPES", "CronSpec", "RunConfig", "load_run_config"]
 
 SOURCE_TYPES: Final = ("ldif", "csv", "json", "ldap", "freeipa")
 
@@ -39,16 +42,17 @@ _GUARDS: Final = (
     "max_shrink_fraction",
     "allow_shrink",
 )
-_SCHEDULE: Final = ("interval", "jitter", "backoff_factor", "backoff_max")
+_SCHEDULE: Final = ("interval", "cron", "jitter", "backoff_factor", "backoff_max")
 # The TOML type each [guards] / [schedule] key needs; Guards' and Schedule's own validators
 # compare before they check types, and would answer a string with a bare TypeError.
-_KEY_TYPES: Final[dict[str, Literal["bool", "count", "number"]]] = {
+_KEY_TYPES: Final[dict[str, Literal["bool", "count", "number", "string"]]] = {
     "max_delete_count": "count",
     "max_delete_fraction": "number",
     "allow_empty_source": "bool",
     "max_shrink_fraction": "number",
     "allow_shrink": "bool",
     "interval": "number",
+    "cron": "string",
     "jitter": "number",
     "backoff_factor": "number",
     "backoff_max": "number",
@@ -68,6 +72,37 @@ SourceType = Literal["ldif", "csv", "json", "ldap", "freeipa"]
 
 
 @attrs.frozen(kw_only=True)
+class CronSpec:
+    """A cron schedule as configured; :meth:`build` makes it with a clock.
+
+    Attributes:
+        cron: the expression.
+        backoff_factor: how much longer to wait after each further failure.
+        backoff_max: the longest wait after failures, in seconds.
+    """
+
+    cron: CronExpression
+    backoff_factor: float = 2.0
+    backoff_max: float | None = None
+
+    def build(self, clock: Callable[[], _dt.datetime]) -> CronSchedule:
+        """The schedule, its backoff unit measured now.
+
+        Args:
+            clock: returns the current time, timezone-aware.
+
+        Returns:
+            The schedule.
+
+        Raises:
+            ConfigError: the expression has no time left.
+        """
+        return CronSchedule.from_cron(
+            self.cron, clock=clock, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max
+        )
+
+
+@attrs.frozen(kw_only=True)
 class RunConfig:
     """Everything a run needs, read from one configuration file.
 
@@ -78,9 +113,14 @@ class RunConfig:
         source_options: the ``[source]`` table (paths already resolved).
         rules: exclude and remap rules (empty when none are configured).
         guards: the runner's guards.
-        schedule: the interval for ``run --schedule``, when configured.
+        schedule: what ``run --schedule`` follows: an interval, or a cron expression
+            (``[schedule] cron``, or a reference tool's ``schedule``, default every five
+            minutes as there).
         state_dir: where the local record, the snapshot store and the status file live.
         ldap_config: for ``ldap`` / ``freeipa``: the kanidm-ldap-sync or kanidm-ipa-sync file.
+        reference: that file, read.
+        warnings: what was ignored while reading (unknown keys of a reference file), one
+            message each naming the file and the key.
     """
 
     path: pathlib.Path
@@ -89,9 +129,11 @@ class RunConfig:
     source_options: Mapping[str, object] = attrs.field(factory=dict, hash=False)
     rules: Rules = attrs.field(factory=Rules)
     guards: Guards = attrs.field(factory=Guards)
-    schedule: Schedule | None = None
+    schedule: Schedule | CronSpec | None = None
     state_dir: pathlib.Path
     ldap_config: pathlib.Path | None = None
+    reference: LdapConfig | IpaConfig | None = attrs.field(default=None, repr=False)
+    warnings: tuple[str, ...] = ()
 
     @property
     def record_path(self) -> pathlib.Path:
@@ -185,12 +227,11 @@ def _field_mapping(opts: Mapping[str, object], where: pathlib.Path) -> FieldMapp
 
 def _ldap_source(config: RunConfig) -> SourceAdapter:
     try:
-        from ..adapters.ldap import load_config, source_from_config
+        from ..adapters.ldap import source_from_config
     except ImportError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from exc
-    assert config.ldap_config is not None  # set for every ldap/freeipa configuration
-    ldap_config = load_config(config.ldap_config)
-    return source_from_config(ldap_config)
+    assert config.reference is not None  # read for every ldap/freeipa configuration
+    return source_from_config(config.reference)
 
 
 def _table(data: Mapping[str, object], key: str, where: str) -> dict[str, object]:
@@ -239,6 +280,9 @@ def _parse_toml(raw: bytes, where: str) -> dict[str, object]:
         # tomllib's messages give a position, never the text; since 3.14 the error also
         # holds the whole document (.doc), so it is not chained.
         problem = str(exc).splitlines()[0]
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table.
+        problem = "arrays or inline tables nested too deeply"
     raise ConfigError(f"{where}: not valid TOML ({problem})")
 
 
@@ -335,9 +379,10 @@ def load_run_config(
         )
     _known(source, _SOURCE[str(kind)], f"{where} [source]")
     options = dict(source)
-    ldap_config = None
+    ldap_config = reference = None
     if kind in ("ldap", "freeipa"):
         ldap_config = _resolve(base, source.get("config"), f"{where}: [source] config")
+        reference = load_config(ldap_config)
     else:
         options["path"] = _resolve(base, source.get("path"), f"{where}: [source] path")
 
@@ -353,6 +398,8 @@ def load_run_config(
         if state_dir
         else _state_dir(data, base, where) or default_state,
         ldap_config=ldap_config,
+        reference=reference,
+        warnings=reference.warnings if reference is not None else (),
     )
 
 
@@ -374,6 +421,9 @@ def _check_types(table: Mapping[str, object], where: str) -> None:
         if kind == "bool":
             if not isinstance(value, bool):
                 raise ConfigError(f"{where} {key} must be true or false, not {value!r}")
+        elif kind == "string":
+            if not isinstance(value, str):
+                raise ConfigError(f"{where} {key} must be a string, not {value!r}")
         elif kind == "count" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{where} {key} must be a whole number, not {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
@@ -395,14 +445,29 @@ def _guards(data: Mapping[str, object], where: str) -> Guards:
         raise ConfigError(f"{where}: [guards] {exc}") from exc
 
 
-def _schedule(data: Mapping[str, object], where: str) -> Schedule | None:
+def _schedule(data: Mapping[str, object], where: str) -> Schedule | CronSpec | None:
     table = _table(data, "schedule", where)
     if not table:
         return None
     _known(table, _SCHEDULE, f"{where} [schedule]")
     _check_types(table, f"{where}: [schedule]")
-    if "interval" not in table:
-        raise ConfigError(f"{where}: [schedule] interval is required (seconds between runs)")
+    if ("interval" in table) == ("cron" in table):
+        raise ConfigError(
+            f"{where}: [schedule] needs interval (seconds between runs) or cron (a cron "
+            "expression, as kanidm-ldap-sync's schedule), not both"
+        )
+    if "cron" in table:
+        if "jitter" in table:
+            raise ConfigError(
+                f"{where}: [schedule] jitter does not apply to cron (it runs at its times)"
+            )
+        options = dict(table)
+        text = str(options.pop("cron"))
+        try:
+            cron = CronExpression.parse(text)
+            return CronSpec(cron=cron, **options)  # type: ignore[arg-type]  # checked above
+        except ValueError as exc:
+            raise ConfigError(f"{where}: [schedule] cron: {exc}") from exc
     try:
         return Schedule(**table)  # type: ignore[arg-type]  # attrs validators check the values
     except (TypeError, ValueError) as exc:
@@ -436,6 +501,8 @@ def _reference_tool_config(
     token = data.get("sync_token")
     if not isinstance(token, str) or not token:
         raise ConfigError(f"{where}: sync_token is required")
+    # Read as the tools read it: unknown keys are warnings, the schedule is checked.
+    reference = load_config(file)
     account = SyncAccount(
         url=url, token=token.strip(), ca_path=ca_path, allow_insecure_http=insecure_http
     )
@@ -444,6 +511,11 @@ def _reference_tool_config(
         account=account,
         source_type=kind,
         source_options={"type": kind, "config": str(file)},
+        # The tools run on their schedule (default every five minutes); so does
+        # `run --schedule` without an interval.
+        schedule=CronSpec(cron=reference.cron),
         state_dir=pathlib.Path(state_dir),
         ldap_config=file,
+        reference=reference,
+        warnings=reference.warnings,
     )

@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 
 from .._exceptions import (
     APIConnectionError,
@@ -27,6 +27,7 @@ from .._exceptions import (
     ValidationError,
 )
 from .._guards import DeletionGuardError, GuardError, SourceGuardError
+from .._lock import ConcurrentRunError
 from .._version import __version__
 from . import _account, _demo, _run
 from ._output import EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, Output, Refused, UsageError
@@ -89,9 +90,10 @@ def _setup_logging(debug: bool, out: Output) -> None:
     else:
         logger.setLevel(logging.WARNING)
 
-        # The runner logs a failed run and its diagnosis; the command prints both itself.
+        # The runner logs a failed run and its diagnosis, and the configuration loaders
+        # what they ignored; the command prints both itself.
         def _not_runner(record: logging.LogRecord) -> bool:
-            return not record.name.startswith("kanidm_sync.runner")
+            return not record.name.startswith(("kanidm_sync.runner", "kanidm_sync.config"))
 
         handler.addFilter(_not_runner)
         if out.quiet:
@@ -167,6 +169,11 @@ def _hint_for(exc: BaseException) -> str:
         return "is Kanidm reachable at that URL? (--url, KANIDM_URL or the client config)"
     if isinstance(exc, LoginError):
         return "check the user name and password, or run `kanidm login` first"
+    if isinstance(exc, ConcurrentRunError):
+        return (
+            "wait for it to finish (a `run --schedule` runs until stopped); give each sync "
+            "account its own state directory (--state-dir, [state] dir)"
+        )
     return ""
 
 
@@ -206,7 +213,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc, out)
 
 
+def _count(items: Sized, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 def _report(exc: Exception, out: Output) -> int:
+    if isinstance(exc, ValueError) and "plain http" in str(exc):
+        # The client's message names its Python argument; here the option is the fix.
+        text = str(exc).split(" (pass ", 1)[0]
+        out.error(
+            exc, message=text, hint="pass --insecure-http (only for a test server on loopback)"
+        )
+        return EXIT_USAGE
     if isinstance(exc, UsageError | ConfigError):
         out.error(exc)
         return EXIT_USAGE
@@ -218,7 +236,15 @@ def _report(exc: Exception, out: Output) -> int:
         out.error(exc, message=message, hint=hint)
         return EXIT_REFUSED
     if isinstance(exc, ValidationError):
-        out.error(exc, hint=_hint_for(exc))
+        # One problem per line, each with its entry and field.
+        report = exc.report
+        out.error(
+            exc,
+            message=f"the source's entries fail local validation ({_count(report.errors, 'error')}"
+            f", {_count(report.warnings, 'warning')}); nothing was sent",
+            details=[str(p) for p in report.problems],
+            hint="fix the entries at the source, or exclude or remap them (docs/rules.md)",
+        )
         return EXIT_REFUSED
     if isinstance(exc, KanidmSyncError | SourceError):
         out.error(exc, hint=_hint_for(exc))
@@ -226,13 +252,6 @@ def _report(exc: Exception, out: Output) -> int:
     if isinstance(exc, ValueError | OSError):
         # Usage problems the library reports with builtins (a malformed URL, a missing
         # file): one line, like everything else.
-        if isinstance(exc, ValueError) and "plain http" in str(exc):
-            # The client's message names its Python argument; here the option is the fix.
-            text = str(exc).split(" (pass ", 1)[0]
-            out.error(
-                exc, message=text, hint="pass --insecure-http (only for a test server on loopback)"
-            )
-            return EXIT_USAGE
         out.error(exc, hint="run with --debug for details")
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_FAILED
     out.error(exc, hint="this is a bug in kanidm-sync; run with --debug and report it")

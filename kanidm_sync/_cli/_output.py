@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Final, TextIO
 
-from .._exceptions import APIStatusError, KanidmSyncError
+from .._exceptions import APIStatusError, KanidmSyncError, ValidationError
 from .._report import Progress
 from .._types import JSONObject, JSONValue
 
@@ -89,6 +90,19 @@ def error_json(exc: BaseException, hint: str = "", message: str | None = None) -
         out["operation_id"] = exc.operation_id
         detail: JSONValue = exc.detail
         out["detail"] = detail
+    if isinstance(exc, ValidationError):
+        out["problems"] = [
+            {
+                "severity": p.severity.value,
+                "code": p.code,
+                "message": p.message,
+                "index": p.index,
+                "entry_id": None if p.entry_id is None else str(p.entry_id),
+                "external_id": p.external_id,
+                "field": p.field,
+            }
+            for p in exc.report.problems
+        ]
     return out
 
 
@@ -161,8 +175,15 @@ class Output:
         print(f"kanidm-sync: warning: {text}", file=self._err)
         self._err.flush()
 
-    def error(self, exc: BaseException, *, hint: str = "", message: str | None = None) -> None:
-        """Report a failure: one line, then the hint on a second line when there is one.
+    def error(
+        self,
+        exc: BaseException,
+        *,
+        hint: str = "",
+        message: str | None = None,
+        details: Sequence[str] = (),
+    ) -> None:
+        """Report a failure: one line, its details one per line, then the hint.
 
         With ``--json`` the error also goes to stdout as ``{"ok": false, "error": ...}``,
         so a script reading stdout always gets a JSON document.
@@ -172,6 +193,8 @@ class Output:
             hint: what to do about it, when the message does not say.
             message: the message to print instead of the exception's own (the library
                 names Python arguments; the command line names its options).
+            details: lines under the message (the problems of a failed validation, each
+                with its entry and field), indented.
         """
         raw = str(exc) if message is None else message
         message, own_hint = split_hint(raw.strip() or type(exc).__name__)
@@ -180,6 +203,8 @@ class Output:
         kind = type(exc).__name__ if isinstance(exc, KanidmSyncError) else ""
         prefix = f"{kind}: " if kind and kind not in message else ""
         print(f"kanidm-sync: error: {prefix}{message}", file=self._err)
+        for line in details:
+            print(f"  {' '.join(line.split())}", file=self._err)
         if hint:
             print(f"  hint: {hint}", file=self._err)
         self._err.flush()

@@ -2,7 +2,9 @@
 
 Owns: the options of those commands, building the :class:`~kanidm_sync.Runner` from a
 :class:`~._config.RunConfig`, printing plans and reports, the status file written after
-each run (``<state dir>/status.json``) and read by ``status``, and the ``--schedule`` loop.
+each run (``<state dir>/status.json``) and read by ``status``, the lock that lets one
+``run`` at a time use a state directory (``<state dir>/status.json.lock``), and the
+``--schedule`` loop (an interval, or a cron expression as the reference tools follow it).
 
 Must not: decide anything the runner decides (plans, guards, diagnosis), or print the sync
 token.
@@ -11,24 +13,29 @@ token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
+
+import attrs
 
 from .._auth import load_client_config
 from .._client import Client
 from .._exceptions import AuthenticationError, DataError, KanidmSyncError
 from .._files import write_atomic
 from .._guards import GuardError
+from .._lock import ConcurrentRunError, RunLock
 from .._proto._state import ActiveState, SyncState
-from .._report import RunReport
+from .._report import Progress, RunReport
 from .._runner import Runner
-from .._schedule import Schedule
+from .._schedule import CronSchedule, Schedule
 from .._types import JSONObject
-from ._config import RunConfig, load_run_config
+from ._config import CronSpec, RunConfig, load_run_config
 from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError
 
 __all__ = ["add_parsers", "report_text"]
@@ -49,7 +56,14 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args: argparse.Namespace) -> RunConfig:
+def _load(args: argparse.Namespace, out: Output) -> RunConfig:
+    config = _read_config(args)
+    for warning in config.warnings:
+        out.warn(warning)
+    return config
+
+
+def _read_config(args: argparse.Namespace) -> RunConfig:
     url, ca = args.url, args.ca
     if _is_reference_file(args.config):
         # The reference tools' files do not name Kanidm; the Kanidm client config does, as
@@ -78,7 +92,19 @@ def _is_reference_file(path: str) -> bool:
     return b"ldap_uri" in head or b"ipa_uri" in head
 
 
-def _runner(config: RunConfig, client: Client, out: Output) -> Runner:
+class _Phases:
+    """The runner's progress callback: passes events to the output, keeps the last one."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self.last: Progress | None = None
+
+    def __call__(self, event: Progress) -> None:
+        self.last = event
+        self._out.progress(event)
+
+
+def _runner(config: RunConfig, client: Client, phases: _Phases) -> Runner:
     config.make_state_dir()
     return Runner(
         client,
@@ -86,8 +112,34 @@ def _runner(config: RunConfig, client: Client, out: Output) -> Runner:
         rules=config.rules,
         state_path=config.record_path,
         guards=config.guards,
-        progress=out.progress,
+        progress=phases,
     )
+
+
+@contextlib.contextmanager
+def _state_lock(config: RunConfig) -> Iterator[None]:
+    """One ``run`` process at a time per state directory, for as long as it runs.
+
+    Each process adds its runs to the status file it read at start; a second process
+    would overwrite the first one's entries. The runner's own lock (``record.json.lock``)
+    covers each run; this one (``status.json.lock``) covers the process, sleep included.
+    """
+    config.make_state_dir()
+    lock = RunLock(config.status_path)
+    try:
+        lock.acquire()
+    except ConcurrentRunError as exc:
+        who = f"process {exc.holder}" if exc.holder is not None else "another process"
+        raise ConcurrentRunError(
+            f"another kanidm-sync run ({who}) is using the state directory "
+            f"{config.state_dir} (it holds {exc.lock_path}); nothing was done",
+            lock_path=exc.lock_path,
+            holder=exc.holder,
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _state_text(state: SyncState | None) -> str:
@@ -186,17 +238,25 @@ def merge_status(earlier: JSONObject, now: JSONObject) -> JSONObject:
 
 
 def _write_status(
-    config: RunConfig, runner: Runner, schedule: Schedule | None, earlier: JSONObject
+    config: RunConfig,
+    runner: Runner,
+    schedule: Schedule | None,
+    earlier: JSONObject,
+    *,
+    now: JSONObject | None = None,
 ) -> None:
     status = runner.status
     data: JSONObject = {
         "format": STATUS_FORMAT,
         "version": 1,
         "config": str(config.path),
-        "schedule_interval": schedule.interval if schedule is not None else None,
-        "status": merge_status(earlier, status.to_dict()),
+        "schedule_interval": None
+        if schedule is None or isinstance(schedule, CronSchedule)
+        else schedule.interval,
+        "schedule_cron": schedule.cron.source if isinstance(schedule, CronSchedule) else None,
+        "status": merge_status(earlier, status.to_dict() if now is None else now),
         "last_report": None
-        if status.last_report is None
+        if status.last_report is None or now is not None
         else {k: v for k, v in status.last_report.to_dict().items() if k != "changes"},
     }
     # Like the runner's record: fsynced before the rename and 0600, since the last error
@@ -204,10 +264,47 @@ def _write_status(
     write_atomic(config.status_path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _interrupted_status(runner: Runner, phases: _Phases) -> JSONObject:
+    """This process's status with the run Ctrl-C cut short counted as a failed run."""
+    now = _dt.datetime.now(_dt.UTC).isoformat()
+    status = runner.status.to_dict()
+    status.update(
+        state="interrupted",
+        healthy=False,
+        runs=_count(status, "runs") + 1,
+        failures=_count(status, "failures") + 1,
+        consecutive_failures=_count(status, "consecutive_failures") + 1,
+        last_run_at=now,
+        last_error_at=now,
+        last_error="interrupted (Ctrl-C): the apply may have committed; the next run "
+        "re-reads Kanidm's state",
+        last_error_detail={
+            "type": "KeyboardInterrupt",
+            "phase": phases.last.phase if phases.last is not None else None,
+        },
+        next_run_at=None,
+    )
+    return status
+
+
+def _interrupted_note(phases: _Phases) -> str:
+    last = phases.last
+    done = (
+        f" ({last.done} of {last.total} requests had committed)"
+        if last is not None and last.phase == "apply"
+        else ""
+    )
+    return (
+        f"interrupted during the run{done}: the apply may have committed, in whole or in "
+        "part; Kanidm's state is what counts, and the next run re-reads it and converges "
+        "(check with `kanidm-sync plan`)"
+    )
+
+
 def _plan(args: argparse.Namespace, out: Output) -> int:
-    config = _load(args)
+    config = _load(args, out)
     with config.account.client() as client:
-        runner = _runner(config, client, out)
+        runner = _runner(config, client, _Phases(out))
         plan = runner.plan(allow_deletes=args.allow_deletes)
     out.result(plan.to_text(show_unchanged=args.show_unchanged), plan.to_dict())
     return EXIT_OK
@@ -224,10 +321,17 @@ def _explain_failure(exc: Exception, runner: Runner, out: Output) -> None:
         out.note(exc.plan.to_text())
 
 
-def _run_once(args: argparse.Namespace, config: RunConfig, runner: Runner, out: Output) -> int:
+def _run_once(args: argparse.Namespace, config: RunConfig, client: Client, out: Output) -> int:
     earlier = _earlier(config)
+    phases = _Phases(out)
+    runner = _runner(config, client, phases)
     try:
         report = runner.run_once(allow_deletes=args.allow_deletes, dry_run=args.dry_run)
+    except KeyboardInterrupt:
+        if not args.dry_run:
+            out.warn(_interrupted_note(phases))
+            _write_status(config, runner, None, earlier, now=_interrupted_status(runner, phases))
+        raise
     except Exception as exc:
         _explain_failure(exc, runner, out)
         if not args.dry_run:
@@ -241,24 +345,45 @@ def _run_once(args: argparse.Namespace, config: RunConfig, runner: Runner, out: 
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace, out: Output) -> int:
-    config = _load(args)
-    if args.schedule is None:
-        with config.account.client() as client:
-            return _run_once(args, config, _runner(config, client, out), out)
-    interval = args.schedule or (config.schedule.interval if config.schedule else None)
-    if interval is None:
-        raise UsageError(
-            "--schedule needs an interval: give seconds (--schedule 300) or set "
-            "[schedule] interval in the configuration"
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _schedule(args: argparse.Namespace, config: RunConfig, out: Output) -> Schedule:
+    """What ``--schedule`` follows: its SECONDS, else the file's interval or cron."""
+    if args.schedule:
+        # SECONDS overrides the file's interval (its jitter and backoff stay) or cron.
+        if isinstance(config.schedule, Schedule):
+            return attrs.evolve(config.schedule, interval=args.schedule)
+        return Schedule(interval=args.schedule)
+    if isinstance(config.schedule, CronSpec):
+        schedule = config.schedule.build(_utcnow)
+        out.note(
+            f"following the schedule {schedule.cron.source!r} (UTC); first run at "
+            f"{schedule.next_fire(0):%Y-%m-%dT%H:%M:%SZ}"
         )
-    base = config.schedule or Schedule(interval=interval)
-    schedule = Schedule(
-        interval=interval,
-        jitter=base.jitter,
-        backoff_factor=base.backoff_factor,
-        backoff_max=base.backoff_max,
+        return schedule
+    if isinstance(config.schedule, Schedule):
+        return config.schedule
+    raise UsageError(
+        "--schedule needs an interval: give seconds (--schedule 300) or set "
+        "[schedule] interval (or cron) in the configuration"
     )
+
+
+def _run(args: argparse.Namespace, out: Output) -> int:
+    config = _load(args, out)
+    if args.schedule is None:
+        with _state_lock(config), config.account.client() as client:
+            return _run_once(args, config, client, out)
+    schedule = _schedule(args, config, out)
+    bind = config.reference.status_bind if config.reference is not None else None
+    if bind:
+        out.warn(
+            f"{config.path}: status_bind = {bind!r} is not served: kanidm-sync has no "
+            f"status listener yet; `kanidm-sync status -c {config.path}` reads the status "
+            f"({config.status_path}) and exits 0 only when the last run succeeded"
+        )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -266,13 +391,17 @@ def _run(args: argparse.Namespace, out: Output) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    earlier = _earlier(config)
-    with config.account.client() as client:
-        runner = _runner(config, client, out)
+    with _state_lock(config), config.account.client() as client:
+        earlier = _earlier(config)
+        runner = _runner(config, client, _Phases(out))
         seen = 0
 
         def _sleep(seconds: float) -> None:
             nonlocal seen
+            if runner.status.runs == 0:
+                # Before the first run (a cron schedule waits for its time): the status
+                # says when it is due.
+                _write_status(config, runner, schedule, earlier)
             _after_run(config, runner, schedule, out, seen, earlier)
             seen = runner.status.runs
             stop.wait(seconds)
@@ -313,7 +442,7 @@ def _after_run(
 
 
 def _status(args: argparse.Namespace, out: Output) -> int:
-    config = _load(args)
+    config = _load(args, out)
     saved = _read_status(config)
     with config.account.client() as client:
         try:
