@@ -40,9 +40,12 @@ def test_a_foreign_cookie_without_a_record_needs_allow_deletes(
 ) -> None:
     """Kanidm Active under another tool's cookie: the first full image waits for a decision."""
     account = server.fake.provision_sync_account("hr_feed")
-    with Client(
-        server.url, token=account.token, http_client=httpx.Client(), allow_insecure_http=True
-    ) as client:
+    with (
+        httpx.Client() as http,  # the caller's client: the caller closes it
+        Client(
+            server.url, token=account.token, http_client=http, allow_insecure_http=True
+        ) as client,
+    ):
         client.apply(
             ChangeSet(
                 from_state=RefreshState(),
