@@ -12,13 +12,16 @@ import json
 import pathlib
 import re
 import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
 from kanidm_sync._cli._config import CronSpec, load_run_config
 from kanidm_sync._schedule import Schedule
 
-from ._helpers import Cli, Server, assert_one_error_line, write_run_config
+from ._helpers import COMMAND, Cli, Server, assert_one_error_line, write_run_config
 
 KANIDM_EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "kanidm-examples"
 LDAP_FILE = """\
@@ -190,3 +193,37 @@ def test_reference_file_example_copies_are_kanidms(tmp_path: pathlib.Path) -> No
         assert () == loaded.warnings
         assert loaded.reference is not None
         assert ("freeipa" if "ipa" in name else "ldap") == loaded.source_type
+
+
+def test_sigterm_before_the_first_cron_time_stops_cleanly(
+    cli: Cli, server: Server, tmp_path: pathlib.Path
+) -> None:
+    """Stopped while waiting for the first time: exit 0, no run, the status says so."""
+    config = write_run_config(
+        tmp_path,
+        server,
+        server.fake.provision_sync_account("hr_feed"),
+        extra='[schedule]\ncron = "0 0 0 1 1 * 2099"\n',
+    )
+    proc = subprocess.Popen(
+        [*COMMAND, "run", "-c", str(config), "--schedule"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
+    )  # fmt: skip
+    status_file = tmp_path / "sync.state" / "status.json"
+    try:
+        deadline = time.monotonic() + 30
+        while not status_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # written before the first wait, with the time it is due
+        due = json.loads(status_file.read_text())["status"]["next_run_at"]
+        assert due.startswith("2099-01-01T00:00:00")
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert 0 == proc.returncode, err
+    assert "first run at 2099-01-01T00:00:00Z" in err
+    assert "stopped after 0 runs (0 failed)" in err
+    assert server.fake.cookie("hr_feed") is None
+    assert json.loads(status_file.read_text())["status"]["next_run_at"] is None
