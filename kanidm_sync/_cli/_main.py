@@ -235,6 +235,17 @@ def _report(exc: Exception, out: Output) -> int:
         message, hint = guard_message(exc)
         out.error(exc, message=message, hint=hint)
         return EXIT_REFUSED
+    if isinstance(exc, ConcurrentRunError):
+        # The runner's message names its Python argument (state_path); this names the
+        # directory, whichever lock (the command's or the runner's) was taken.
+        who = f"process {exc.holder}" if exc.holder is not None else "another process"
+        out.error(
+            exc,
+            message=f"another kanidm-sync run ({who}) is using the state directory "
+            f"{exc.lock_path.parent} (it holds {exc.lock_path}); nothing was done",
+            hint=_hint_for(exc),
+        )
+        return EXIT_FAILED
     if isinstance(exc, ValidationError):
         # One problem per line, each with its entry and field.
         report = exc.report

@@ -29,7 +29,7 @@ from .._client import Client
 from .._exceptions import AuthenticationError, DataError, KanidmSyncError
 from .._files import write_atomic
 from .._guards import GuardError
-from .._lock import ConcurrentRunError, RunLock
+from .._lock import RunLock
 from .._proto._state import ActiveState, SyncState
 from .._report import Progress, RunReport
 from .._runner import Runner
@@ -125,21 +125,8 @@ def _state_lock(config: RunConfig) -> Iterator[None]:
     covers each run; this one (``status.json.lock``) covers the process, sleep included.
     """
     config.make_state_dir()
-    lock = RunLock(config.status_path)
-    try:
-        lock.acquire()
-    except ConcurrentRunError as exc:
-        who = f"process {exc.holder}" if exc.holder is not None else "another process"
-        raise ConcurrentRunError(
-            f"another kanidm-sync run ({who}) is using the state directory "
-            f"{config.state_dir} (it holds {exc.lock_path}); nothing was done",
-            lock_path=exc.lock_path,
-            holder=exc.holder,
-        ) from None
-    try:
+    with RunLock(config.status_path):  # ConcurrentRunError, worded by _main
         yield
-    finally:
-        lock.release()
 
 
 def _state_text(state: SyncState | None) -> str:

@@ -97,6 +97,23 @@ def test_a_second_run_on_one_state_directory_is_refused(
     assert 1 == json.loads(cli("status", "-c", str(config), "--json").stdout)["status"]["runs"]
 
 
+def test_the_runners_own_lock_is_reported_in_the_commands_words(
+    cli: Cli, server: Server, tmp_path: pathlib.Path
+) -> None:
+    """`plan` while a run holds the record's lock: exit 1, the directory and pid, no state_path."""
+    config = write_run_config(tmp_path, server, server.fake.provision_sync_account("hr_feed"))
+    state = tmp_path / "sync.state"
+    state.mkdir()
+    with RunLock(state / "record.json") as held:  # as the runner holds it while it runs
+        result = cli("plan", "-c", str(config))
+    assert 1 == result.code
+    assert_one_error_line(
+        result, f"(process {os.getpid()})", f"state directory {state}", str(held.path)
+    )
+    assert "state_path" not in result.stderr
+    assert "hint: wait for it to finish" in result.stderr
+
+
 def test_validation_problems_are_one_per_line(
     cli: Cli, server: Server, tmp_path: pathlib.Path
 ) -> None:
