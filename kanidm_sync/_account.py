@@ -26,11 +26,13 @@ from typing import Self
 import attrs
 import httpx
 
+from ._auth import clean_token
 from ._client import AsyncClient, Client
 from ._exceptions import ConfigError
 from ._proto._admin import SyncAccountInfo
 from ._proto._changeset import ChangeSet
 from ._proto._state import SyncState
+from ._transport import parse_base_url
 
 __all__ = ["SyncAccount"]
 
@@ -61,14 +63,27 @@ def _read_token_file(path: str | os.PathLike[str]) -> str:
         raise ConfigError(f"{file}: the sync token file is not UTF-8 text")
     if not token:
         raise ConfigError(f"{file}: the sync token file is empty")
-    return token
+    return clean_token(token, what=f"{file}: the sync token")
+
+
+def _url(value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"url must be a str, not {type(value).__name__}")
+    return value.strip()
+
+
+def _token(value: str) -> str:
+    return clean_token(value, what="the sync token")
 
 
 @attrs.frozen(kw_only=True)
 class SyncAccount:
     """A sync account on a Kanidm server and the sync token that acts for it.
 
-    The token is never shown: ``repr`` prints ``token=***``.
+    The token is never shown: ``repr`` prints ``token=***``. Both are checked when the
+    account is built: surrounding whitespace is dropped from the URL and the token, the URL
+    must be one the clients accept (https, or http to loopback with ``allow_insecure_http``;
+    no credentials in it; a path prefix is kept) and the token a bearer token.
 
     Attributes:
         url: the Kanidm origin (``https://idm.example.com``).
@@ -83,12 +98,16 @@ class SyncAccount:
         >>> state = account.state()  # doctest: +SKIP
     """
 
-    url: str
-    token: str = attrs.field(repr=False)
+    url: str = attrs.field(converter=_url)
+    token: str = attrs.field(repr=False, converter=_token)
     name: str | None = None
     ca_path: str | None = None
     verify: bool = True
     allow_insecure_http: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # Raises BaseURLError (a ConfigError) naming the rule, never the URL's credentials.
+        parse_base_url(self.url, allow_insecure_http=self.allow_insecure_http)
 
     def __repr__(self) -> str:
         return f"SyncAccount(url={self.url!r}, name={self.name!r}, token=***)"
@@ -108,8 +127,8 @@ class SyncAccount:
             The account.
 
         Raises:
-            ConfigError: the URL or the token is missing, the token file is unreadable, or
-                ``KANIDM_ALLOW_INSECURE_HTTP`` is not a boolean.
+            ConfigError: the URL or the token is missing or unusable, the token file is
+                unreadable, or ``KANIDM_ALLOW_INSECURE_HTTP`` is not a boolean.
         """
         env = os.environ if environ is None else environ
         insecure = env.get("KANIDM_ALLOW_INSECURE_HTTP", "").strip().lower()
@@ -126,7 +145,7 @@ class SyncAccount:
             token = _read_token_file(token_file)
         return cls(
             url=url,
-            token=token.strip(),
+            token=clean_token(token, what="KANIDM_SYNC_TOKEN"),
             name=env.get("KANIDM_SYNC_ACCOUNT") or None,
             ca_path=env.get("KANIDM_CA_PATH") or None,
             allow_insecure_http=_BOOLEANS[insecure],
@@ -155,7 +174,8 @@ class SyncAccount:
             The account.
 
         Raises:
-            ConfigError: the file cannot be read or is empty.
+            ConfigError: the file cannot be read, is empty or holds no bearer token, or
+                the URL is unusable.
         """
         return cls(
             url=url,

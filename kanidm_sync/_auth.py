@@ -12,6 +12,8 @@ Owns (kanidm-auth.md):
   never writes that file.
 * :class:`ClientConfig` / :func:`load_client_config`: the CLI's TOML config files and their
   environment overrides (§3.2).
+* :func:`clean_token`: the one check of a bearer token given to the SDK (surrounding
+  whitespace dropped; anything RFC 6750 does not allow refused, without showing it).
 
 It must never log, repr or put in an exception text a token or a password.
 """
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import time
 import tomllib
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Self
 
@@ -31,7 +34,7 @@ import attrs
 import httpx
 from typing_extensions import override
 
-from ._exceptions import APIStatusError, ConfigError, LoginError
+from ._exceptions import APIStatusError, ConfigError, DecodeError, LoginError
 from ._proto._admin import TokenInfo, inspect_token
 from ._proto._flows import (
     Call,
@@ -41,7 +44,17 @@ from ._proto._flows import (
     login_flow,
     reauth_flow,
 )
-from ._transport import call_to_request, log_response, reply_from_response, ssl_verify
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_EXTENSION,
+    PREFIX_EXTENSION,
+    aread_limited,
+    call_to_request,
+    log_response,
+    read_limited,
+    reply_from_response,
+    ssl_verify,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
@@ -49,6 +62,8 @@ __all__ = [
     "WRITE_EXTENSION",
     "ClientConfig",
     "KanidmAuth",
+    "clean_token",
+    "is_bearer_token",
     "load_cached_token",
     "load_client_config",
 ]
@@ -63,6 +78,70 @@ DEFAULT_TOKEN_CACHE: Final = "~/.cache/kanidm_tokens"
 
 DEFAULT_CONFIG_PATHS: Final = ("/etc/kanidm/config", "~/.config/kanidm")
 """System file (Linux/Debian profile), then the per-user file; later overrides earlier."""
+
+# RFC 6750 §2.1 b64token: what may follow "Bearer " (Kanidm's tokens are compact JWS).
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_B64TOKEN_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+)
+
+
+def is_bearer_token(value: str) -> bool:
+    """Whether ``value`` can go after ``Bearer`` in an Authorization header (RFC 6750)."""
+    return _B64TOKEN.fullmatch(value) is not None
+
+
+def _first_bad(token: str) -> tuple[int, str]:
+    tail = len(token.rstrip("="))
+    for index, char in enumerate(token):
+        if char in _B64TOKEN_CHARS or (char == "=" and index >= tail):
+            continue
+        if char.isspace():
+            kind = "whitespace"
+        elif ord(char) < 32 or ord(char) == 127:
+            kind = "a control character"
+        elif ord(char) > 127:
+            kind = "a non-ASCII character"
+        elif char == "=":
+            kind = "an '=' before the end"
+        else:
+            kind = "a character bearer tokens do not use"
+        return index, kind
+    raise AssertionError("unreachable: called on a valid token")  # pragma: no cover
+
+
+def clean_token(token: str, *, what: str = "the token") -> str:
+    """Drop surrounding whitespace from a bearer token and check what is left.
+
+    A token read from a file ends with a newline; that newline in an Authorization header
+    made httpx refuse the request with the whole header, token included, in its message.
+
+    Args:
+        token: the token as given.
+        what: how the message names it (``"KANIDM_SYNC_TOKEN"``).
+
+    Returns:
+        The token without surrounding whitespace.
+
+    Raises:
+        ConfigError: the token is empty, or holds whitespace, a control character, a
+            non-ASCII character or anything else RFC 6750 does not allow; the message
+            names the kind of character and its position, never the token.
+        TypeError: ``token`` is not a str.
+    """
+    if not isinstance(token, str):
+        raise TypeError(f"a token must be a str, not {type(token).__name__}")
+    stripped = token.strip()
+    if not stripped:
+        raise ConfigError(f"{what} is empty")
+    if not is_bearer_token(stripped):
+        index, kind = _first_bad(stripped)
+        raise ConfigError(
+            f"{what} is not a bearer token: it holds {kind} at character {index + 1} of "
+            f"{len(stripped)} (a bearer token is letters, digits and -._~+/, with = only at "
+            "the end; the token is not shown)"
+        )
+    return stripped
 
 
 class KanidmAuth(httpx.Auth):
@@ -80,9 +159,14 @@ class KanidmAuth(httpx.Auth):
 
     The token and the password never appear in the repr. One instance may serve one client
     at a time (it keeps the current session).
+
+    Raises:
+        ConfigError: the token is empty or not a bearer token (see :func:`clean_token`;
+            surrounding whitespace is dropped first).
     """
 
-    requires_response_body = True
+    # Bodies are read by sync_auth_flow / async_auth_flow below, under the size cap.
+    requires_response_body = False
 
     def __init__(
         self,
@@ -93,7 +177,7 @@ class KanidmAuth(httpx.Auth):
     ) -> None:
         if token is None and credentials is None:
             raise ValueError("KanidmAuth needs a token, credentials, or both")
-        self._token = token
+        self._token = clean_token(token) if token is not None else None
         self._credentials = credentials
         self._clock = clock
 
@@ -215,10 +299,18 @@ class KanidmAuth(httpx.Auth):
         common = httpx.Headers(
             {k: v for k, v in request.headers.items() if k.lower() in _CARRIED_HEADERS}
         )
+        prefix = request.extensions.get(PREFIX_EXTENSION, "")
+        # The steps share the request's timeout, size cap and path prefix.
+        carried = {
+            k: v
+            for k, v in request.extensions.items()
+            if k in ("timeout", MAX_RESPONSE_EXTENSION, PREFIX_EXTENSION)
+        }
         try:
             call = next(flow)
             while True:
-                outgoing = call_to_request(call, request.url, common)
+                outgoing = call_to_request(call, request.url, common, prefix=prefix)
+                outgoing.extensions = dict(carried)
                 if call.authenticated and self._token is not None:
                     outgoing.headers["Authorization"] = f"Bearer {self._token}"
                 response = yield outgoing
@@ -226,7 +318,11 @@ class KanidmAuth(httpx.Auth):
                 call = flow.send(reply_from_response(response))
         except StopIteration as stop:
             token: str = stop.value
-            return token
+        if not is_bearer_token(token):
+            raise DecodeError(
+                [("$.state.success", "the token Kanidm issued is not a bearer token")]
+            )
+        return token
 
     def _login(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         assert self._credentials is not None
@@ -247,6 +343,36 @@ class KanidmAuth(httpx.Auth):
                 if exc.variant not in ("sessionmaynotreauth", "invalidstate"):
                     raise
         yield from self._login(request)
+
+    @override
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Drive :meth:`auth_flow`, reading each response under the client's size cap."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            read_limited(response, _cap(outgoing))
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
+
+    @override
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The async :meth:`sync_auth_flow`."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            await aread_limited(response, _cap(outgoing))
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
 
     @override
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -280,6 +406,11 @@ class KanidmAuth(httpx.Auth):
             yield from self._login(request)
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
+
+
+def _cap(request: httpx.Request) -> int:
+    cap = request.extensions.get(MAX_RESPONSE_EXTENSION)
+    return cap if isinstance(cap, int) else DEFAULT_MAX_RESPONSE_BYTES
 
 
 # --- the CLI token cache ----------------------------------------------------------------

@@ -16,11 +16,13 @@ The tree::
     │   └── DecodeError                JSON that does not match the protocol; .errors
     ├── ValidationError                a ChangeSet failed local validation; .report
     ├── ConfigError                    a configuration file or value is wrong
+    │   └── BaseURLError               a server URL the clients refuse (also a ValueError)
     ├── SourceError                    raised by source adapters; backend error as __cause__
     └── APIError                       talking to Kanidm went wrong
         ├── APIConnectionError         no response at all
         │   └── APITimeoutError        no response in time
         ├── NotAppliedError            an apply's outcome was checked: it did not commit
+        ├── ApplyOutcomeUnknownError   an apply was sent, and whether it committed is unknown
         ├── LoginError                 /v1/auth denied, or no read-write session can be had
         └── APIStatusError             Kanidm answered with an error status
             ├── RequestRejectedError   the HTTP layer refused the body (400/405/413/415/422)
@@ -59,7 +61,9 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "ApplyOutcomeUnknownError",
     "AuthenticationError",
+    "BaseURLError",
     "ConfigError",
     "CredentialImportError",
     "DataError",
@@ -141,6 +145,14 @@ class ConfigError(KanidmSyncError):
     """Raised when a configuration file or value is wrong (unknown key, bad type)."""
 
 
+class BaseURLError(ConfigError, ValueError):
+    """Raised when a server URL cannot be used: plain http off loopback, a password in it.
+
+    The message never repeats a user name, password or query the URL carried. It is also a
+    ``ValueError``, which is what the clients raised for a refused URL before.
+    """
+
+
 class SourceError(KanidmSyncError):
     """Raised by source adapters; the backend library's exception is the ``__cause__``."""
 
@@ -172,14 +184,46 @@ class APITimeoutError(APIConnectionError):
 
 
 class NotAppliedError(APIError):
-    """Raised when an apply's reply was lost and a re-read showed it did not commit.
+    """Raised when an apply provably did not commit.
 
-    Kanidm applies a ChangeSet atomically: when Kanidm's state is not the ``to_state``
-    that was sent, nothing of the ChangeSet is in Kanidm, and it is safe to retry from
-    the state Kanidm now reports. The lost reply (or the 408) is the ``__cause__``.
+    Kanidm answered 408 (its own 300 s limit: kanidmd drops the request before applying
+    anything) and a re-read shows it is not in the ``to_state`` that was sent. Kanidm
+    applies a ChangeSet atomically, so nothing of it is in Kanidm, and it is safe to retry
+    from the state Kanidm now reports. The 408 is the ``__cause__``.
+
+    A reply lost to a timeout, a reset or a proxy proves nothing: that is
+    :class:`ApplyOutcomeUnknownError`.
 
     Attributes:
-        state: the :data:`~kanidm_sync.SyncState` Kanidm reported after the loss.
+        state: the :data:`~kanidm_sync.SyncState` Kanidm reported.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: SyncState | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.state = state
+
+
+class ApplyOutcomeUnknownError(APIError):
+    """Raised when an apply was sent and whether it committed cannot be known.
+
+    The reply was lost (a timeout, a reset connection), or what came back was not
+    Kanidm's answer (a redirect, a proxy's page or 502/504, a body over the size cap), and
+    re-reading the state could not settle it: Kanidm is not (or not visibly) in the
+    ``to_state`` sent, but it may still be applying the request and commit later. The
+    ChangeSet is conditional on its ``from_state``, so sending it again is safe: Kanidm
+    applies it at most once. A runner's next run re-reads the state and converges.
+    The lost reply (or the unexpected answer) is the ``__cause__``.
+
+    Attributes:
+        state: the :data:`~kanidm_sync.SyncState` the re-read showed, or ``None`` when the
+            re-read failed too.
     """
 
     def __init__(
@@ -284,8 +328,9 @@ class NotFoundError(APIStatusError):
 class RequestTimeoutError(APIStatusError):
     """Raised on 408: the server gave up after its own 300 s limit.
 
-    For an apply the transaction normally rolled back, but the client cannot know; the
-    clients re-read the state to decide (see :class:`NotAppliedError`).
+    kanidmd drops a request it times out before applying anything (the apply itself runs
+    without yielding), so an apply answered 408 did not commit; the clients still re-read
+    the state (a proxy may have sent the 408) and raise :class:`NotAppliedError`.
     """
 
 

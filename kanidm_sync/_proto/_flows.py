@@ -11,10 +11,13 @@ Flows:
 
 * :func:`apply_flow`: ``POST /scim/v1/Sync`` with lost-reply recovery. An apply is
   conditional on ``from_state``, so a blind retry after a lost reply would fail with
-  ``invalidsyncstate`` although the first attempt committed. Instead, after a lost reply,
-  a timeout or a 408 the flow re-reads the state: Kanidm holding the ``to_state`` sent
-  means the apply committed (spec §2.1, §4.7); anything else means it did not (applies are
-  all-or-nothing), which is reported as :class:`~kanidm_sync.NotAppliedError`.
+  ``invalidsyncstate`` although the first attempt committed. Instead, when no usable answer
+  came (a lost reply, a timeout, a 408, a redirect, a proxy's page or 502/504) the flow
+  re-reads the state: Kanidm holding the ``to_state`` sent means the apply committed (spec
+  §2.1, §4.7). Anything else proves "not applied" only after kanidmd's own 408 (kanidmd
+  drops a request it times out before applying anything:
+  :class:`~kanidm_sync.NotAppliedError`); after a lost reply Kanidm may still be applying
+  the request, so the outcome is :class:`~kanidm_sync.ApplyOutcomeUnknownError`.
 * :func:`login_flow`: the ``/v1/auth`` handshake (init2, begin, cred..., kanidm-auth.md §1),
   echoing the ``X-KANIDM-AUTH-SESSION-ID`` header on every step.
 * :func:`reauth_flow`: ``POST /v1/reauth`` then the cred steps (kanidm-auth.md §2.3).
@@ -31,13 +34,15 @@ import attrs
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
+    ApplyOutcomeUnknownError,
     DecodeError,
     LoginError,
     NotAppliedError,
+    ProtocolError,
 )
 from ._codec import decode_sync_state
 from ._state import SyncState
-from ._status import error_from_response
+from ._status import error_from_response, is_kanidm_error, success_problem
 
 __all__ = [
     "AUTH_PATH",
@@ -55,6 +60,7 @@ __all__ = [
     "login_flow",
     "reauth_flow",
     "reply_error",
+    "unexpected_reply",
 ]
 
 SYNC_PATH: Final = "/scim/v1/Sync"
@@ -111,15 +117,18 @@ class Reply:
 
 @attrs.frozen
 class Lost:
-    """No reply came for a :class:`Call`.
+    """No usable reply came for a :class:`Call`.
 
     Attributes:
-        error: the translated error (its ``__cause__`` is the transport's exception).
+        error: the translated error: an :class:`~kanidm_sync.APIConnectionError` (its
+            ``__cause__`` is the transport's exception), or a
+            :class:`~kanidm_sync.ProtocolError` when the reply could not be read (larger
+            than the client's size cap).
         sent: whether the request may have reached the server (``False`` for connect
             errors: the server cannot have acted on it).
     """
 
-    error: APIConnectionError
+    error: APIConnectionError | ProtocolError
     sent: bool
 
 
@@ -147,21 +156,55 @@ def reply_error(reply: Reply, call: Call, base_url: str = "") -> APIStatusError:
     )
 
 
+def unexpected_reply(reply: Reply, call: Call, base_url: str = "") -> ProtocolError | None:
+    """The error for a reply below 400 that is not Kanidm's success answer, or ``None``.
+
+    Args:
+        reply: a reply with a status below 400.
+        call: the call it answers (for the message).
+        base_url: prefixed to the path in the message.
+
+    Returns:
+        A :class:`~kanidm_sync.ProtocolError` naming the request, the status and (for a
+        redirect) where it pointed, without credentials or query; ``None`` for a 200 JSON
+        reply.
+    """
+    problem = success_problem(reply.status, reply.header("content-type"), reply.header("location"))
+    if problem is None:
+        return None
+    return ProtocolError(f"{call.method} {base_url}{call.path}: {problem}")
+
+
 def _json(reply: Reply, what: str) -> object:
     try:
         return json.loads(reply.body)
     except ValueError:
-        raise DecodeError([("$", f"{what}: the reply is not JSON")]) from None
+        problem = "the reply is not JSON"
+    except RecursionError:
+        problem = "the reply is nested too deeply to be Kanidm's"
+    raise DecodeError([("$", f"{what}: {problem}")])
 
 
 def _decode_state(reply: Reply) -> SyncState:
     return decode_sync_state(_json(reply, "sync state"))
 
 
+def _unknown(message: str, state: SyncState | None) -> ApplyOutcomeUnknownError:
+    return ApplyOutcomeUnknownError(message, state=state, method="POST", url=SYNC_PATH)
+
+
+_MAY_STILL_COMMIT: Final = (
+    "Kanidm may still be applying the request and commit it later (a request can outlive "
+    "the client's timeout or a proxy's), so this does not prove it was not applied. "
+    "Sending the same ChangeSet again is safe (Kanidm applies it only while its state is "
+    "the from_state); a runner's next run re-reads the state and converges"
+)
+
+
 def apply_flow(
     body: bytes, to_state: SyncState, from_state: SyncState
 ) -> Generator[Call, Outcome, None]:
-    """Apply a ChangeSet, recovering from a lost reply by re-reading the state.
+    """Apply a ChangeSet, settling an answer that did not come (or was not Kanidm's).
 
     Args:
         body: the ChangeSet JSON.
@@ -169,55 +212,102 @@ def apply_flow(
         from_state: the ChangeSet's ``from_state``.
 
     Yields:
-        The POST, then (only after a lost reply, timeout or 408) one state GET.
+        The POST, then (only when no usable answer came) one state GET.
 
     Raises:
         APIStatusError: Kanidm refused the apply (the subclass says why).
-        APIConnectionError: the request never reached Kanidm, or the reply was lost and
-            the state re-read failed too (the outcome is unknown).
-        NotAppliedError: the reply was lost and the state shows the apply did not commit.
+        APIConnectionError: the request never reached Kanidm: nothing was applied.
+        NotAppliedError: Kanidm answered 408 and the state shows the apply did not commit.
+        ApplyOutcomeUnknownError: no usable answer came and the state cannot prove the
+            outcome, or re-reading it failed too.
     """
     post = Call("POST", SYNC_PATH, body=body, headers=(("Content-Type", "application/json"),))
     outcome = yield post
     cause: Exception
-    if isinstance(outcome, Reply):
-        if outcome.status < 400:
-            return
+    what: str
+    provable = False  # whether a state other than to_state proves "not applied"
+    if isinstance(outcome, Lost):
+        if not outcome.sent and isinstance(outcome.error, APIConnectionError):
+            # Refused, or no connection in time: no byte reached Kanidm. The only case
+            # where "nothing was applied" is certain without reading the state.
+            never = outcome.error
+            raise type(never)(
+                f"{never}; the apply never reached Kanidm: nothing was applied, safe to retry",
+                method=never.method,
+                url=never.url,
+            ) from never.__cause__
+        cause, what = outcome.error, "the reply was lost"
+    elif outcome.status >= 400:
         error = reply_error(outcome, post)
-        # 408: kanidmd gave up after 300 s; the commit may have happened just before.
-        if outcome.status != 408:
+        text = outcome.body.decode("utf-8", errors="replace")
+        if outcome.status == 408:
+            # kanidmd's own timeout (300 s) drops the request before it applies anything:
+            # the apply runs without yielding once it has the write lock, and tower's
+            # timeout polls the request first (kanidm: server/core/src/actors/v1_scim.rs).
+            cause, what, provable = error, "Kanidm answered 408 (it gave up)", True
+        elif not is_kanidm_error(outcome.status, text):
+            cause, what = error, f"HTTP {outcome.status} came without a Kanidm error"
+        else:
             raise error
-        cause = error
     else:
-        if not outcome.sent:
-            raise outcome.error
-        cause = outcome.error
+        problem = unexpected_reply(outcome, post) or _null_problem(outcome, post)
+        if problem is None:
+            return
+        cause, what = problem, "the answer was not Kanidm's"
     get = Call("GET", SYNC_PATH, idempotent=True)
     check = yield get
     if isinstance(check, Lost):
-        raise APIConnectionError(
-            f"apply outcome unknown: the reply was lost ({cause}) and re-reading the "
-            f"sync state failed too ({check.error})",
-            method="POST",
-            url=SYNC_PATH,
+        raise _unknown(
+            f"apply outcome unknown: {what} ({cause}) and re-reading the sync state failed "
+            f"too ({check.error}); {_MAY_STILL_COMMIT}",
+            None,
         ) from cause
     if check.status >= 400:
         raise reply_error(check, get) from cause
-    state = _decode_state(check)
+    try:
+        unusable = unexpected_reply(check, get)
+        if unusable is not None:
+            raise unusable
+        state = _decode_state(check)
+    except ProtocolError as exc:
+        raise _unknown(
+            f"apply outcome unknown: {what} ({cause}) and re-reading the sync state gave "
+            f"no state ({exc}); {_MAY_STILL_COMMIT}",
+            None,
+        ) from cause
     if state == to_state and to_state != from_state:
         return
     if state == to_state:
-        message = (
-            f"apply outcome unknown: the reply was lost ({cause}) and the ChangeSet's "
-            f"to_state equals its from_state ({state!r}), so the state cannot tell; "
-            "Kanidm still accepts that from_state, so sending the ChangeSet again is safe"
-        )
-    else:
-        message = (
-            f"not applied: the reply was lost ({cause}) and Kanidm is in {state!r}, not "
-            f"the to_state sent; safe to retry from {state!r}"
-        )
-    raise NotAppliedError(message, state=state, method="POST", url=SYNC_PATH) from cause
+        raise _unknown(
+            f"apply outcome unknown: {what} ({cause}) and the ChangeSet's to_state equals "
+            f"its from_state ({state!r}), so the state cannot tell; Kanidm still accepts "
+            "that from_state, so sending the ChangeSet again is safe",
+            state,
+        ) from cause
+    if provable:
+        raise NotAppliedError(
+            f"not applied: {what} ({cause}) and Kanidm is in {state!r}, not the to_state "
+            f"sent; kanidmd applies nothing of a request it times out: safe to retry from "
+            f"{state!r}",
+            state=state,
+            method="POST",
+            url=SYNC_PATH,
+        ) from cause
+    raise _unknown(
+        f"apply outcome unknown: {what} ({cause}) and Kanidm is in {state!r}, not the "
+        f"to_state sent; {_MAY_STILL_COMMIT}",
+        state,
+    ) from cause
+
+
+def _null_problem(reply: Reply, call: Call) -> ProtocolError | None:
+    # kanidmd answers a committed apply with the JSON body null (axum Json of ()).
+    if reply.body.strip() == b"null":
+        return None
+    return ProtocolError(
+        f"{call.method} {call.path}: HTTP 200 with a body that is not null "
+        f"({len(reply.body)} bytes): not Kanidm's answer to an apply"
+    )
 
 
 # --- /v1/auth ---------------------------------------------------------------------------
@@ -339,6 +429,9 @@ def _checked(reply: Reply, call: Call) -> _AuthState:
         if error.variant in _HANDSHAKE_LOST:
             raise _Restart(error)
         raise error
+    unusable = unexpected_reply(reply, call)
+    if unusable is not None:
+        raise unusable
     return _auth_state(reply)
 
 
@@ -434,5 +527,8 @@ def reauth_flow(creds: LoginCredentials) -> Generator[Call, Reply, str]:
     reply = yield call
     if reply.status >= 400:
         raise reply_error(reply, call)
+    unusable = unexpected_reply(reply, call)
+    if unusable is not None:
+        raise unusable
     session = reply.header(AUTH_SESSION_HEADER)
     return (yield from _cred_steps(_auth_state(reply), session, creds))

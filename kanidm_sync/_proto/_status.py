@@ -5,6 +5,12 @@ body into an exception; the test double uses :class:`OperationError` to render e
 body and status kanidmd would send. Because both read :data:`ERROR_TABLE`, a variant can
 never map to one status in the double and another in the client.
 
+It also says what a *success* looks like (:func:`success_problem`): kanidmd answers every
+successful call of this protocol with 200 and a JSON body (``axum::Json``: ``Content-Type:
+application/json``; ``null`` for the calls that return nothing; spec §2.1; kanidm:
+server/core/src/https/v1_scim.rs). A redirect, a 201/204 or a 200 HTML page came from
+something else (a proxy, a captive portal, a wrong URL) and is not counted as success.
+
 Kanidm's ``OperationError`` is serialised by serde with ``rename_all = "lowercase"``:
 unit variants are bare strings (``"invalidsyncstate"``), data variants one-key objects
 (``{"invalidattribute": "Unsupported attribute conversion - member"}``). Status mapping
@@ -14,6 +20,7 @@ is kanidm: server/core/src/https/errors.rs; everything it does not list is 500 (
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping
 from typing import Final
 
@@ -48,7 +55,10 @@ __all__ = [
     "ErrorSpec",
     "OperationError",
     "error_from_response",
+    "is_kanidm_error",
     "parse_error_body",
+    "redact_url",
+    "success_problem",
 ]
 
 
@@ -224,7 +234,7 @@ def parse_error_body(body: str) -> tuple[str | None, JSONValue]:
     """
     try:
         value: object = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be Kanidm's
         return None, None
     if isinstance(value, str):
         return value, None
@@ -318,3 +328,81 @@ def error_from_response(
         names = [n for n in detail if isinstance(n, str)] if isinstance(detail, list) else []
         return UniquenessError(message, conflicting_attributes=names, **common)  # type: ignore[arg-type]  # common holds exactly the keyword arguments
     return exc_class(message, **common)  # type: ignore[arg-type]  # common holds exactly the keyword arguments
+
+
+def is_kanidm_error(status: int, body: str) -> bool:
+    """Whether an error reply can be Kanidm's own answer about the request.
+
+    kanidmd's 5xx answers always carry an operation error; a 5xx without one (a proxy's
+    502/503/504, an empty 500) says nothing about what happened to the request.
+
+    Args:
+        status: the HTTP status (>= 400).
+        body: the response body as text.
+
+    Returns:
+        ``False`` for a 5xx whose body is not a Kanidm operation error.
+    """
+    return status < 500 or parse_error_body(body)[0] is not None
+
+
+def redact_url(text: str) -> str:
+    """A URL with its user name, password, query and fragment left out, for messages.
+
+    Args:
+        text: an absolute or relative URL (a ``Location`` header, a configured base URL).
+
+    Returns:
+        ``scheme://host[:port]/path`` (or the bare path), with ``***@`` where credentials
+        were; ``"(unreadable)"`` when it does not parse.
+    """
+    try:
+        parts = urllib.parse.urlsplit(text.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "(unreadable)"
+    netloc = ""
+    if parts.netloc:
+        shown = f"[{host}]" if host and ":" in host else host or ""
+        netloc = ("***@" if "@" in parts.netloc else "") + shown
+        if port is not None:
+            netloc += f":{port}"
+    path = urllib.parse.quote(parts.path, safe="/%:@!$&'()*+,;=-._~")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))[:300]
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def success_problem(
+    status: int, content_type: str | None, location: str | None = None
+) -> str | None:
+    """Why a reply below 400 is not a Kanidm success, or ``None`` when it is one.
+
+    Args:
+        status: the HTTP status (< 400).
+        content_type: the ``Content-Type`` header.
+        location: the ``Location`` header of a redirect.
+
+    Returns:
+        A sentence for the :class:`~kanidm_sync.ProtocolError`, never holding credentials
+        or a query the redirect target carried.
+    """
+    if 300 <= status < 400:
+        where = redact_url(location) if location else "nowhere (no Location header)"
+        return (
+            f"HTTP {status}: a redirect to {where}, not followed; Kanidm's API never "
+            "redirects: check the URL (https://, the host, a proxy's path prefix)"
+        )
+    if status != 200:
+        return f"HTTP {status}: Kanidm answers 200 on success; this answer is not Kanidm's"
+    media = _media_type(content_type)
+    if media != "application/json":
+        shown = repr(media[:60]) if media else "none"
+        return (
+            f"HTTP 200 with Content-Type {shown}, not application/json: not Kanidm's answer "
+            "(a proxy's or a portal's page?)"
+        )
+    return None

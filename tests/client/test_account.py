@@ -100,7 +100,7 @@ def test_terminate_and_nameless_helpers(fake: FakeKanidm) -> None:
         account.terminate(adm)
         assert [] == adm.list_sync_accounts()
         with pytest.raises(ValueError, match="name"):
-            SyncAccount(url=url, token=TOKEN).finalise(adm)
+            SyncAccount(url=url, token=TOKEN, allow_insecure_http=True).finalise(adm)
 
 
 @pytest.mark.anyio

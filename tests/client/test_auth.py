@@ -338,7 +338,9 @@ def test_client_config_errors_and_from_config(tmp_path: pathlib.Path) -> None:
         load_client_config(paths=[typed], environ={})
     with pytest.raises(ConfigError, match="uri"):
         Client.from_config(ClientConfig())
-    config = ClientConfig(uri="https://idm.example.com/ignored", connect_timeout=3)
+    config = ClientConfig(uri="https://idm.example.com/kanidm/", connect_timeout=3)
     with Client.from_config(config, token="t") as client:
-        assert "https://idm.example.com" == client.base_url
+        assert "https://idm.example.com/kanidm" == client.base_url  # a proxy's prefix is kept
         assert 3 == client._timeout.connect
+    with pytest.raises(ConfigError, match="plain http"):
+        Client.from_config(ClientConfig(uri="http://idm.example.com"), allow_insecure_http=True)

@@ -14,6 +14,7 @@ from kanidm_sync import (
     AuthenticationError,
     ChangeSet,
     Client,
+    ConfigError,
     Group,
     InvalidAttributeError,
     NotAppliedError,
@@ -24,6 +25,7 @@ from kanidm_sync import (
     SyncAccountInfo,
     UniquenessError,
 )
+from kanidm_sync._exceptions import ApplyOutcomeUnknownError
 from kanidm_sync.testing import FakeKanidm, serve
 
 from .conftest import bind
@@ -146,8 +148,8 @@ def test_lost_reply_after_commit_reports_success(fake: FakeKanidm, admin: Client
     assert fake.store.entry("g1") is not None
 
 
-def test_lost_reply_without_commit_is_not_applied(fake: FakeKanidm, admin: Client) -> None:
-    """The request is lost before Kanidm acts: NotAppliedError with the current state."""
+def test_lost_reply_without_commit_is_unknown(fake: FakeKanidm, admin: Client) -> None:
+    """The connection drops before Kanidm acts: the old state proves nothing (unknown)."""
     admin.create_sync_account("feed")
     token = admin.generate_sync_token("feed")
 
@@ -159,11 +161,12 @@ def test_lost_reply_without_commit_is_not_applied(fake: FakeKanidm, admin: Clien
     client = Client(
         fake.url, token=token, http_client=httpx.Client(transport=httpx.MockTransport(lossy))
     )
-    with client, pytest.raises(NotAppliedError) as info:
+    with client, pytest.raises(ApplyOutcomeUnknownError) as info:
         client.apply(ChangeSet(from_state=REFRESH, to_state=ActiveState(b"c1")))
     assert REFRESH == info.value.state
     assert isinstance(info.value.__cause__, APIConnectionError)
-    assert "safe to retry" in str(info.value)
+    assert "outcome unknown" in str(info.value)
+    assert "safe to retry" not in str(info.value)
 
 
 def test_timeout_after_commit_reports_success(fake: FakeKanidm, admin: Client) -> None:
@@ -257,11 +260,16 @@ def test_over_real_loopback_http(fake: FakeKanidm) -> None:
 
 def test_constructor_validation() -> None:
     """Bad URLs, token+auth, TLS options with an injected client are refused."""
-    with pytest.raises(ValueError, match="https"):
+    with pytest.raises(ConfigError, match="https"):
         Client("ftp://kanidm.test", token="t")
     with pytest.raises(ValueError, match="max_retries"):
         Client("https://kanidm.test", max_retries=-1)
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        Client("https://kanidm.test", max_response_bytes=0)
     with pytest.raises(ValueError, match="TLS"), httpx.Client() as http:
         Client("https://kanidm.test", http_client=http, ca_path="ca.pem")
-    with Client("https://kanidm.test/some/path?q=1", token="t") as client:
-        assert "https://kanidm.test" == client.base_url
+    with pytest.raises(ConfigError, match="query") as query:
+        Client("https://kanidm.test/some/path?token=secret-q", token="t")
+    assert "secret-q" not in str(query.value)
+    with Client(" https://kanidm.test/some/path/\n", token="t") as client:
+        assert "https://kanidm.test/some/path" == client.base_url

@@ -11,11 +11,15 @@ from kanidm_sync import (
     ActiveState,
     APIConnectionError,
     AuthenticationError,
+    DecodeError,
     LoginError,
     NotAppliedError,
     NotFoundError,
+    ProtocolError,
+    ServerError,
     StateConflictError,
 )
+from kanidm_sync._exceptions import ApplyOutcomeUnknownError
 from kanidm_sync._proto._flows import (
     AUTH_SESSION_HEADER,
     LoginCredentials,
@@ -27,10 +31,12 @@ from kanidm_sync._proto._flows import (
 )
 
 HDR = AUTH_SESSION_HEADER.lower()
+JSON = {"content-type": "application/json"}
+NULL = Reply(200, b"null", JSON)
 
 
 def _state(value: object) -> Reply:
-    return Reply(200, json.dumps(value).encode())
+    return Reply(200, json.dumps(value).encode(), JSON)
 
 
 def _lost(sent: bool) -> Lost:
@@ -43,7 +49,7 @@ def test_apply_success_needs_one_call() -> None:
     call = next(flow)
     assert ("POST", "/scim/v1/Sync", b"{}") == (call.method, call.path, call.body)
     with pytest.raises(StopIteration):
-        flow.send(Reply(200, b"null"))
+        flow.send(NULL)
 
 
 def test_apply_lost_then_state_matches_is_success() -> None:
@@ -56,14 +62,28 @@ def test_apply_lost_then_state_matches_is_success() -> None:
         flow.send(_state({"Active": {"cookie": "MQ"}}))
 
 
-def test_apply_lost_then_other_state_is_not_applied() -> None:
-    """Lost reply, re-read shows another state: NotAppliedError with that state."""
+def test_apply_lost_then_other_state_is_unknown() -> None:
+    """Lost reply, re-read shows the old state: Kanidm may still commit, so "unknown"."""
     flow = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
     next(flow)
     flow.send(_lost(sent=True))
-    with pytest.raises(NotAppliedError) as info:
+    with pytest.raises(ApplyOutcomeUnknownError, match="may still be applying") as info:
         flow.send(_state("Refresh"))
     assert REFRESH == info.value.state
+    assert not isinstance(info.value, NotAppliedError)
+    assert "safe to retry" not in str(info.value)
+
+
+def test_apply_408_then_other_state_is_not_applied() -> None:
+    """A 408 from kanidmd means unapplied: NotAppliedError with the state re-read."""
+    flow = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
+    next(flow)
+    get = flow.send(Reply(408, b""))
+    assert ("GET", "/scim/v1/Sync") == (get.method, get.path)
+    with pytest.raises(NotAppliedError, match="safe to retry") as info:
+        flow.send(_state("Refresh"))
+    assert REFRESH == info.value.state
+    assert 408 == getattr(info.value.__cause__, "status_code", None)
 
 
 def test_apply_same_from_and_to_state_is_reported_as_unknown() -> None:
@@ -71,8 +91,51 @@ def test_apply_same_from_and_to_state_is_reported_as_unknown() -> None:
     flow = apply_flow(b"{}", REFRESH, REFRESH)
     next(flow)
     flow.send(_lost(sent=True))
-    with pytest.raises(NotAppliedError, match="outcome unknown"):
+    with pytest.raises(ApplyOutcomeUnknownError, match="outcome unknown") as info:
         flow.send(_state("Refresh"))
+    assert REFRESH == info.value.state
+
+
+@pytest.mark.parametrize(
+    ("reply", "what"),
+    [
+        (Reply(307, b"", {"location": "https://u:pw@sso.example.com/login?next=x"}), "307"),
+        (Reply(301, b"null", {**JSON, "location": "/elsewhere"}), "301"),
+        (Reply(204, b""), "204"),
+        (Reply(200, b"<html>portal</html>", {"content-type": "text/html"}), "text/html"),
+        (Reply(200, b"null"), "Content-Type none"),
+        (Reply(200, b'{"ok":true}', JSON), "not null"),
+        (Reply(502, b"<html>bad gateway</html>"), "502"),
+        (Reply(504, b""), "504"),
+        (Reply(500, b""), "500"),
+    ],
+)
+def test_apply_answer_not_kanidms_is_settled_by_the_state(reply: Reply, what: str) -> None:
+    """A redirect, a 2xx/200 that is not Kanidm's, a proxy's 5xx: the state decides."""
+    committed = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
+    next(committed)
+    assert "GET" == committed.send(reply).method
+    with pytest.raises(StopIteration):
+        committed.send(_state({"Active": {"cookie": "MQ"}}))
+    pending = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
+    next(pending)
+    pending.send(reply)
+    with pytest.raises(ApplyOutcomeUnknownError) as info:
+        pending.send(_state("Refresh"))
+    assert what in str(info.value)
+    assert "u:pw" not in str(info.value)
+    assert "next=" not in str(info.value)
+    assert isinstance(info.value.__cause__, ProtocolError | ServerError)
+
+
+def test_apply_reread_that_is_not_kanidms_is_unknown() -> None:
+    """A re-read answered by something else gives no state: the outcome stays unknown."""
+    flow = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
+    next(flow)
+    flow.send(_lost(sent=True))
+    with pytest.raises(ApplyOutcomeUnknownError, match="gave no state") as info:
+        flow.send(Reply(302, b"", {"location": "https://portal.example/"}))
+    assert None is info.value.state
 
 
 def test_apply_never_sent_raises_the_connection_error() -> None:
@@ -88,8 +151,9 @@ def test_apply_reread_lost_too_is_unknown() -> None:
     flow = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
     next(flow)
     flow.send(_lost(sent=True))
-    with pytest.raises(APIConnectionError, match="outcome unknown"):
+    with pytest.raises(ApplyOutcomeUnknownError, match="outcome unknown") as info:
         flow.send(_lost(sent=True))
+    assert None is info.value.state
 
 
 def test_apply_error_status_raises_without_reread() -> None:
@@ -101,7 +165,7 @@ def test_apply_error_status_raises_without_reread() -> None:
 
 
 def _auth(state: dict[str, object], session: str | None = "S1") -> Reply:
-    headers = {HDR: session} if session else {}
+    headers = {HDR: session, **JSON} if session else JSON
     return Reply(200, json.dumps({"sessionid": "x", "state": state}).encode(), headers)
 
 
@@ -205,3 +269,29 @@ def test_reauth_refused_raises_status_error() -> None:
     next(flow2)
     with pytest.raises(AuthenticationError):
         flow2.send(Reply(401, b'"sessionexpired"'))
+
+
+def test_login_redirect_is_a_protocol_error() -> None:
+    """A login step redirected (a proxy's SSO page) is refused, the password not resent."""
+    flow = login_flow(LoginCredentials(username="admin", password="pw"))
+    next(flow)
+    with pytest.raises(ProtocolError, match="302"):
+        flow.send(Reply(302, b"", {"location": "https://sso.example/"}))
+    reauth = reauth_flow(LoginCredentials(username="admin", password="pw"))
+    next(reauth)
+    with pytest.raises(ProtocolError, match="text/html"):
+        reauth.send(Reply(200, b"<html/>", {"content-type": "text/html"}))
+
+
+def test_deep_json_reply_is_a_decode_error() -> None:
+    """A state or auth body nested 100 000 deep is a DecodeError, never a RecursionError."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    flow = apply_flow(b"{}", ActiveState(b"1"), REFRESH)
+    next(flow)
+    flow.send(_lost(sent=True))
+    with pytest.raises(ApplyOutcomeUnknownError, match="nested too deeply"):
+        flow.send(Reply(200, deep, JSON))
+    login = login_flow(LoginCredentials(username="admin", password="pw"))
+    next(login)
+    with pytest.raises(DecodeError, match="nested too deeply"):
+        login.send(Reply(200, deep, JSON))

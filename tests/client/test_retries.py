@@ -146,7 +146,7 @@ def test_apply_resent_when_never_sent() -> None:
         seen.append(request.method)
         if len(seen) == 1:
             raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(200, json=None)
+        return httpx.Response(200, content=b"null", headers={"content-type": "application/json"})
 
     with mock_client(handler) as client:
         client.apply(ChangeSet(from_state=REFRESH, to_state=ActiveState(b"1")))

@@ -101,5 +101,6 @@ def test_no_secret_leaks_over_real_http(fake: FakeKanidm, caplog: pytest.LogCapt
 
 
 def test_library_configures_no_handlers() -> None:
-    """logging.getLogger("kanidm_sync") has no handlers of ours."""
-    assert [] == logging.getLogger("kanidm_sync").handlers
+    """logging.getLogger("kanidm_sync") has no handler of ours but a NullHandler."""
+    handlers = logging.getLogger("kanidm_sync").handlers
+    assert [logging.NullHandler] == [type(h) for h in handlers]
