@@ -109,12 +109,14 @@ def _masked_mapping_repr(value: Mapping[str, JSONValue]) -> str:
 
 def _mails(values: Iterable[Mail | str]) -> tuple[Mail, ...]:
     # An address given as a plain str is what Mail(str) means: converted, as documented.
-    if type(values) is tuple:
-        for value in values:
+    # Exact-type fast paths first: the codec's decoder builds every entry through here.
+    items = values if type(values) is tuple else tuple(values) if type(values) is list else None
+    if items is not None:
+        for value in items:
             if type(value) is not Mail:
                 break
         else:
-            return values  # all Mail: the hot path
+            return items  # all Mail: the hot path
     return _f.as_items(values, Mail)  # type: ignore[arg-type]
 
 
@@ -122,15 +124,21 @@ def _mails(values: Iterable[Mail | str]) -> tuple[Mail, ...]:
 
 
 def _strings(values: Iterable[str]) -> tuple[str, ...]:
-    return values if type(values) is tuple else _f.as_tuple(values)
+    if type(values) is tuple:
+        return values
+    return tuple(values) if type(values) is list else _f.as_tuple(values)
 
 
 def _ssh_keys(values: Iterable[SshPublicKey]) -> tuple[SshPublicKey, ...]:
-    return values if type(values) is tuple else _f.as_tuple(values)
+    if type(values) is tuple:
+        return values
+    return tuple(values) if type(values) is list else _f.as_tuple(values)
 
 
 def _totps(values: Iterable[Totp]) -> tuple[Totp, ...]:
-    return values if type(values) is tuple else _f.as_tuple(values)
+    if type(values) is tuple:
+        return values
+    return tuple(values) if type(values) is list else _f.as_tuple(values)
 
 
 _str = _f.check_str

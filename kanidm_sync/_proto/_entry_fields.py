@@ -198,7 +198,12 @@ def as_items(values: Iterable[_T], item: type[_T]) -> tuple[_T, ...]:
 
 def as_references(values: Iterable[uuid.UUID | str]) -> tuple[str, ...]:
     """Converter: members, each an external id or a UUID (which becomes its text)."""
-    items = _as_tuple(values)
+    if type(values) is tuple:
+        items: tuple[Any, ...] | None = values
+    elif type(values) is list:
+        items = tuple(values)
+    else:
+        items = _as_tuple(values)
     if items is None:
         return cast("tuple[str, ...]", values)
     for item in items:
