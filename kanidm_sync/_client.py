@@ -33,6 +33,7 @@ import httpx
 
 from ._auth import ClientConfig, KanidmAuth
 from ._client_core import PORTAL_ATTR, YIELD_ATTR, BaseClient, yield_names
+from ._deadline import call_with_deadline
 from ._exceptions import APIConnectionError, APITimeoutError
 from ._proto._admin import SyncAccountInfo
 from ._proto._changeset import ChangeSet
@@ -44,7 +45,6 @@ from ._transport import (
     DEFAULT_MAX_RETRIES,
     ResponseTooLargeError,
     aread_limited,
-    call_with_deadline,
     log_response,
     read_limited,
     reply_from_response,

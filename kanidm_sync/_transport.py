@@ -7,8 +7,8 @@ This module owns:
   recovery needs (:func:`was_sent`);
 * the server URL rules (:func:`parse_base_url`): https, or plain http to loopback only;
   no credentials, query or fragment; a path prefix (a reverse proxy) is kept;
-* the limits on a response: an overall deadline per request (:func:`deadline_seconds`,
-  :func:`call_with_deadline`) and a size cap (:func:`read_limited`,
+* the limits on a response: an overall deadline per request (:func:`deadline_seconds`; the
+  blocking clients enforce it with ``_deadline.py``) and a size cap (:func:`read_limited`,
   :func:`aread_limited`, :data:`DEFAULT_MAX_RESPONSE_BYTES`);
 * the defaults: :data:`DEFAULT_TIMEOUT` (explicit, never unlimited), :data:`USER_AGENT`,
   :data:`DEFAULT_MAX_RETRIES`;
@@ -28,11 +28,10 @@ import email.utils
 import ipaddress
 import logging
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Final
 
 import httpx
 
@@ -60,7 +59,6 @@ __all__ = [
     "ResponseTooLargeError",
     "aread_limited",
     "call_to_request",
-    "call_with_deadline",
     "deadline_seconds",
     "log_response",
     "logger",
@@ -117,7 +115,6 @@ MAX_RESPONSE_EXTENSION: Final = "kanidm_sync.max_response_bytes"
 PREFIX_EXTENSION: Final = "kanidm_sync.path_prefix"
 """Request extension carrying the base URL's path prefix to the login steps."""
 
-_T = TypeVar("_T")
 
 # Transport errors raised before any byte of the request can have reached the server.
 _NOT_SENT: Final = (
@@ -400,54 +397,6 @@ def deadline_seconds(timeout: httpx.Timeout) -> float | None:
         return None
     phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
     return max(t for t in phases if t is not None)
-
-
-def call_with_deadline(work: Callable[[], _T], seconds: float | None, what: str) -> _T:
-    """Run blocking ``work`` and give up waiting for it after ``seconds``.
-
-    The work runs in a daemon thread; when the deadline passes the caller gets the timeout
-    and the thread is abandoned: it ends at its own next socket timeout or chunk, and what
-    it returns is discarded (the clients close responses before returning them).
-
-    Args:
-        work: the blocking exchange.
-        seconds: the deadline, or ``None`` to run ``work`` here, unbounded.
-        what: ``"GET https://..."``, for the message.
-
-    Returns:
-        What ``work`` returned.
-
-    Raises:
-        APITimeoutError: the deadline passed.
-        Exception: what ``work`` raised.
-    """
-    if seconds is None:
-        return work()
-    outcome: list[tuple[bool, object]] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append((True, work()))
-        except BaseException as exc:  # handed to the caller, or dropped after the deadline
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="kanidm-sync-request", daemon=True).start()
-    if not done.wait(seconds):
-        method, _, url = what.partition(" ")
-        raise APITimeoutError(
-            f"{what}: no complete response within {seconds:g} s (the overall deadline of "
-            "the request's timeout)",
-            method=method,
-            url=url,
-        )
-    ok, value = outcome[0]
-    if ok:
-        return value  # type: ignore[return-value]  # work() returned it: it is a _T
-    assert isinstance(value, BaseException)
-    raise value
 
 
 class ResponseTooLargeError(ProtocolError):

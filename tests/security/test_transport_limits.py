@@ -28,6 +28,7 @@ from kanidm_sync import (
     ProtocolError,
     ServerError,
 )
+from kanidm_sync._deadline import WORKER_NAME
 from kanidm_sync._exceptions import ApplyOutcomeUnknownError
 
 TIMEOUT = 0.4  # the overall deadline of each request in these tests
@@ -119,7 +120,7 @@ def server() -> Iterator[Callable[[Script], _Server]]:
 def _wait_for_abandoned_requests() -> None:
     """A request given up at its deadline ends once its server stops (no thread leaks)."""
     end = time.monotonic() + 5
-    while any(t.name == "kanidm-sync-request" for t in threading.enumerate()):
+    while any(t.name == f"{WORKER_NAME} (abandoned)" for t in threading.enumerate()):
         assert time.monotonic() < end, "an abandoned request thread did not end"
         time.sleep(0.01)
 
@@ -331,4 +332,39 @@ def test_no_read_timeout_means_no_deadline_and_no_thread() -> None:
     ) as client:
         client.get_state()
     http.close()
-    assert ["kanidm-sync-request", threading.current_thread().name] == threads
+    assert [WORKER_NAME, threading.current_thread().name] == threads
+
+
+def test_concurrent_calls_each_get_their_own_deadline() -> None:
+    """Two threads sharing a client are not serialised behind one worker."""
+    idents: list[int] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        idents.append(threading.get_ident())
+        time.sleep(0.3)
+        return httpx.Response(200, json="Refresh")
+
+    http = httpx.Client(transport=httpx.MockTransport(slow))
+    with Client("https://kanidm.test", token="t", http_client=http, timeout=0.5) as client:
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.get_state()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        start = time.monotonic()
+        callers = [threading.Thread(target=call) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert [] == errors
+        assert time.monotonic() - start < 0.5  # in parallel: one 0.3 s wait, not two
+        assert 2 == len(set(idents))
+        idents.clear()
+        client.get_state()
+        client.get_state()
+        assert 1 == len(set(idents))  # an idle worker is reused, not a thread per call
+    http.close()
