@@ -148,7 +148,7 @@ class BaseClient:
     def base_url(self) -> str:
         """Where requests go: the origin and any path prefix (``https://idm.example.com``).
 
-        Changed in 0.2: a path prefix in the URL given (a reverse proxy's) is kept.
+        A path prefix in the URL given (a reverse proxy's) is kept; it used to be dropped.
         """
         return str(self._base_url).rstrip("/") + self._prefix
 
