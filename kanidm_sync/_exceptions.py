@@ -55,6 +55,7 @@ from ._types import JSONValue
 if TYPE_CHECKING:
     from ._proto._report import ValidationReport
     from ._proto._state import SyncState
+    from ._report import RunReport
 
 __all__ = [
     "APIConnectionError",
@@ -94,7 +95,15 @@ __all__ = [
 
 
 class KanidmSyncError(Exception):
-    """Root of every error kanidm_sync raises on purpose. Never raised directly."""
+    """Root of every error kanidm_sync raises on purpose. Never raised directly.
+
+    Attributes:
+        run_report: when a :class:`~kanidm_sync.Runner` run raised it, that run's
+            :class:`~kanidm_sync.RunReport` (outcome ``"failed"`` or ``"refused"``, with
+            the diagnosis of a rejection); ``None`` otherwise.
+    """
+
+    run_report: RunReport | None = None
 
 
 class ProtocolError(KanidmSyncError):

@@ -49,6 +49,7 @@ from ._effects import (
 )
 from ._exceptions import (
     DataError,
+    KanidmSyncError,
     PermissionDeniedError,
     SourceError,
     UniquenessError,
@@ -143,7 +144,9 @@ class _RunnerCore:
         try:
             self._lock.acquire()
         except ConcurrentRunError as exc:
-            self._record(self._failure(_now(), time.monotonic(), None, exc, None))
+            report = self._failure(_now(), time.monotonic(), None, exc, None)
+            self._record(report)
+            exc.run_report = report
             raise
         try:
             yield
@@ -459,13 +462,13 @@ class _RunnerCore:
         # A whole run: plan (or take the ``given`` plan, re-checking Kanidm's state before
         # sending it), apply, record the outcome in the status; returns the report.
         planned: _Planned | None = None
-        if given is not None:
-            known = cast("KnownState | None", (yield _LoadKnown()))
-            planned = _Planned(plan=given, known=known, warnings=given.notes)
         started, t0 = _now(), time.monotonic()
         self._begin()
         seen: SyncState | None = None  # Kanidm's state as first read, for a failure's report
         try:
+            if given is not None:
+                known = cast("KnownState | None", (yield _LoadKnown()))
+                planned = _Planned(plan=given, known=known, warnings=given.notes)
             if planned is None:
                 seen = cast("SyncState", (yield _GetState()))
                 planned = yield from self._plan_from(seen, self._guards_for(allow_deletes))
@@ -496,16 +499,20 @@ class _RunnerCore:
                 planned = attrs.evolve(planned, plan=wrapped.plan)
             report = self._failure(started, t0, planned, wrapped.error, wrapped)
             self._record(report)
+            wrapped.error.run_report = report
             raise wrapped.error from None
         except (GuardError, ValidationError) as exc:
             if isinstance(exc, GuardError):
                 planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
-            self._record(
-                self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
-            )
+            report = self._failure(started, t0, planned, exc, None, outcome="refused", seen=seen)
+            self._record(report)
+            exc.run_report = report
             raise
         except Exception as exc:
-            self._record(self._failure(started, t0, planned, exc, None, seen=seen))
+            report = self._failure(started, t0, planned, exc, None, seen=seen)
+            self._record(report)
+            if isinstance(exc, KanidmSyncError):
+                exc.run_report = report
             raise
         self._record(report)
         self._emit(
