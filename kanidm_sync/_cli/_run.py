@@ -157,7 +157,8 @@ def report_text(report: RunReport) -> str:
         f"run {report.outcome}: {counts or 'no entries'}{sent}",
         f"  Kanidm state: {_state_text(report.state_before)} -> {_state_text(report.state_after)}",
     ]  # fmt: skip
-    lines.extend(f"  warning: {w}" for w in report.warnings)
+    # Validation problems already read "warning: entries[3] ...": say it once.
+    lines.extend(f"  warning: {w.removeprefix('warning: ')}" for w in report.warnings)
     return "\n".join(lines)
 
 
