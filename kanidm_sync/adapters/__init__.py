@@ -32,3 +32,6 @@ __all__ = [
     "SourceBatch",
     "uuid_for",
 ]
+
+# Not a public name: the "from __future__" import leaves it in dir().
+del annotations

@@ -50,7 +50,7 @@ __all__ = [
     "parse_range",
 ]
 
-logger = logging.getLogger("kanidm_sync.adapters.ad")
+_log = logging.getLogger("kanidm_sync.adapters.ad")
 
 UF_ACCOUNTDISABLE: Final = 0x0002
 """``userAccountControl`` bit of a disabled account."""
@@ -161,7 +161,7 @@ def kanidm_name(raw: str, *, policy: NamePolicy, dn: str, field: str) -> str | N
     why = _why_invalid(lowered)
     if policy == "skip":
         # Debug only: map_ad_objects logs one summary per batch, not one line per object.
-        logger.debug("%s: %s %r is not a valid Kanidm name (%s); skipped", dn, field, raw, why)
+        _log.debug("%s: %s %r is not a valid Kanidm name (%s); skipped", dn, field, raw, why)
         return None
     if policy == "error":
         raise SourceError(
@@ -176,7 +176,7 @@ def kanidm_name(raw: str, *, policy: NamePolicy, dn: str, field: str) -> str | N
         raise SourceError(
             f"{dn}: {field} {raw!r} is not a valid Kanidm name ({why}) and cannot be remapped"
         )
-    logger.debug("%s: %s %r is not a valid Kanidm name; sent as %r", dn, field, raw, remapped)
+    _log.debug("%s: %s %r is not a valid Kanidm name; sent as %r", dn, field, raw, remapped)
     return remapped
 
 
@@ -471,7 +471,7 @@ def map_ad_objects(objects: Iterable[AdObject], config: AdConfig) -> AdMapped:
     if renamed:
         # One line per batch: a directory full of "Sales Team"-style names would otherwise
         # log one warning per group on every run.
-        logger.warning(
+        _log.warning(
             "%d account names are not valid Kanidm names (name_policy=%r): %s%s",
             len(renamed),
             config.name_policy,

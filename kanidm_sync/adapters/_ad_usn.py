@@ -30,7 +30,7 @@ from ._ad_map import AdObject, incremental_members
 
 __all__ = ["CHANGE_FILTER", "Changes", "dirsync_changes", "dirsync_start", "usn_changes"]
 
-logger = logging.getLogger("kanidm_sync.adapters.ad")
+_log = logging.getLogger("kanidm_sync.adapters.ad")
 
 CHANGE_FILTER: Final = "(|(objectClass=user)(objectClass=group))"
 """Objects whose changes are tracked (live and tombstones alike)."""

@@ -21,6 +21,7 @@ Differences from kanidm-ipa-sync, on purpose (docs/ldap.md):
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -34,7 +35,6 @@ from ._ldap_map import (
     LdapEntry,
     MappedBatch,
     account_locked,
-    logger,
     mails,
     parse_u32,
     required_value,
@@ -52,6 +52,8 @@ __all__ = [
     "nt_hash_import",
     "sync_uuid_from_attributes",
 ]
+
+_log = logging.getLogger("kanidm_sync.adapters.ldap")
 
 IPA_SKIPPED_GROUPS: Final = frozenset({"admins", "ipausers", "editors", "trust admins"})
 """Groups kanidm-ipa-sync never sends: ``admins`` clashes with ``admin``'s gid,
@@ -141,7 +143,7 @@ def _password(entry: LdapEntry, config: IpaConfig) -> str | None:
         password_import_scheme(value) is not None or value[:15].upper() == "{PBKDF2_SHA256}"
     )
     if invalid_format and config.skip_invalid_password_formats:
-        logger.warning(
+        _log.warning(
             "%s: userPassword is in a format Kanidm cannot import; importing the user "
             "without a password (skip_invalid_password_formats)",
             entry.dn,
@@ -153,7 +155,7 @@ def _password(entry: LdapEntry, config: IpaConfig) -> str | None:
 
 def _totp(token: LdapEntry) -> Totp | None:
     if any(v.strip().upper() == "TRUE" for v in token.texts("ipatokendisabled")):
-        logger.warning("%s: token is disabled; not imported", token.dn)
+        _log.warning("%s: token is disabled; not imported", token.dn)
         return None
     keys = token.attributes.get("ipatokenotpkey", ())
     external_id = token.first("ipatokenuniqueid")
@@ -162,13 +164,13 @@ def _totp(token: LdapEntry) -> Totp | None:
         step = int(token.first("ipatokentotptimestep") or "30")
         digits = int(token.first("ipatokenotpdigits") or "6")
     except ValueError:
-        logger.warning("%s: token step or digits is not a number; not imported", token.dn)
+        _log.warning("%s: token step or digits is not a number; not imported", token.dn)
         return None
     if not keys or external_id is None:
-        logger.warning("%s: token has no key or no id; not imported", token.dn)
+        _log.warning("%s: token has no key or no id; not imported", token.dn)
         return None
     if algo not in _ALGOS or step < 30 or digits not in (6, 8):
-        logger.warning(
+        _log.warning(
             "%s: token settings Kanidm cannot import (algo, step >= 30, digits 6 or 8); "
             "not imported",
             token.dn,
@@ -187,7 +189,7 @@ def _person(
     # The skip looks at the final name, so map_name can bring such a user back under
     # another name (the rename itself is applied later, by the Rules).
     if (override.map_name or name) in IPA_SKIPPED_PERSONS:
-        logger.info("%s: built-in skip of %r", entry.dn, name)
+        _log.info("%s: built-in skip of %r", entry.dn, name)
         return None
     displayname = required_value(entry, "cn", "cn")
     # uidNumber, not gidNumber: installs that point many users at one shared group
@@ -200,7 +202,7 @@ def _person(
         if totp is not None:
             totps.append(totp)
     if totps and password is None:
-        logger.warning(
+        _log.warning(
             "%s: has TOTP tokens but no password to attach them to; tokens not imported",
             entry.dn,
         )
@@ -229,7 +231,7 @@ def _person(
 def _group(entry: LdapEntry, override: EntryOverride) -> Group | None:
     cn = required_value(entry, "cn", "cn")
     if (override.map_name or cn).lower() in IPA_SKIPPED_GROUPS:
-        logger.info("%s: built-in skip of group %r", entry.dn, cn)
+        _log.info("%s: built-in skip of group %r", entry.dn, cn)
         return None
     gidnumber = parse_u32(entry, single_value(entry, "gidnumber", "gidNumber"), "gidNumber", "")
     return Group(
@@ -272,7 +274,7 @@ def map_ipa_entries(
     for token in [e for e in batch if is_token(e)] + list(extra_tokens):
         owner = token.first("ipatokenowner")
         if owner is None:
-            logger.warning("%s: token has no owner; not imported", token.dn)
+            _log.warning("%s: token has no owner; not imported", token.dn)
             continue
         tokens_by_owner.setdefault(owner.lower(), {})[token.sync_uuid] = token
     out: list[Person | Group] = []
@@ -288,7 +290,7 @@ def map_ipa_entries(
         elif "groupofnames" in entry.object_classes():
             mapped = _group(entry, override)
         else:
-            logger.debug("%s: not a person, group or token; skipped", entry.dn)
+            _log.debug("%s: not a person, group or token; skipped", entry.dn)
         if mapped is None:
             unmapped.append(entry.sync_uuid)
         else:

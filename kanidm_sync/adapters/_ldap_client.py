@@ -31,7 +31,7 @@ from ._protocols import Closeable
 
 __all__ = ["LdapConnection", "RefreshNeeded", "class_ancestors", "or_filter"]
 
-logger = logging.getLogger("kanidm_sync.adapters.ldap")
+_log = logging.getLogger("kanidm_sync.adapters.ldap")
 
 _SYNC_STATE_OID: Final = "1.3.6.1.4.1.4203.1.9.1.2"
 _SYNC_DONE_OID: Final = "1.3.6.1.4.1.4203.1.9.1.3"
@@ -191,7 +191,7 @@ class LdapConnection(Closeable):
                         if name == _SYNC_INFO_OID and value is not None:
                             self._info(accumulator, value)
                 elif rtype == ldap.RES_SEARCH_REFERENCE:
-                    logger.debug(
+                    _log.debug(
                         "%s: ignoring a search reference (referrals are not followed)", self.uri
                     )
                 elif rtype == ldap.RES_SEARCH_RESULT:
@@ -340,7 +340,7 @@ def class_ancestors(conn: LdapConnection) -> dict[str, frozenset[str]]:
         found = conn.search(subschema, "(objectClass=*)", ["objectClasses"], scope=ldap.SCOPE_BASE)
     except SourceError:
         # The schema is a help, not a requirement: without it only listed classes count.
-        logger.info("%s: cannot read the schema; object class inheritance unknown", conn.uri)
+        _log.info("%s: cannot read the schema; object class inheritance unknown", conn.uri)
         return {}
     sups: dict[str, tuple[str, ...]] = {}
     for _, attributes in found:

@@ -36,7 +36,7 @@ __all__ = [
     "normalise_attributes",
 ]
 
-logger = logging.getLogger("kanidm_sync.adapters.ldap")
+_log = logging.getLogger("kanidm_sync.adapters.ldap")
 
 DISABLED_EXPIRE: Final = "1970-01-01T00:00:00+00:00"
 """``account_expire`` the reference tools send for a locked account."""
@@ -193,7 +193,7 @@ def single_value(entry: LdapEntry, name: str, role: str) -> str | None:
         for value in values:
             if value.lower() == in_rdn.lower():
                 return value
-    logger.warning("%s: %s (%s) has %d values; using the first", entry.dn, name, role, len(values))
+    _log.warning("%s: %s (%s) has %d values; using the first", entry.dn, name, role, len(values))
     return values[0]
 
 
@@ -264,14 +264,14 @@ def _password(entry: LdapEntry, config: LdapConfig) -> str | None:
     # user then cannot log in. Take the first value Kanidm can import instead.
     for candidate in candidates:
         if password_import_format_ok(candidate):
-            logger.warning(
+            _log.warning(
                 "%s: %s has %d values; importing the first Kanidm understands",
                 entry.dn,
                 config.person_attr_password,
                 len(values),
             )
             return candidate
-    logger.warning(
+    _log.warning(
         "%s: none of the %d %s values is in a format Kanidm imports; sending the first",
         entry.dn,
         len(values),
@@ -369,7 +369,7 @@ def map_ldap_entry(
             member=sorted(set(members)),
             posix=PosixGroup(gidnumber=gidnumber) if gidnumber is not None else None,
         )
-    logger.debug("%s: neither a person nor a group; skipped", dn)
+    _log.debug("%s: neither a person nor a group; skipped", dn)
     return None
 
 
@@ -380,7 +380,7 @@ def _resolve_member_uids(
     for uid in uids:
         member_dn = member_dns_by_uid.get(uid.lower())
         if member_dn is None:
-            logger.warning("%s: member %r does not resolve to a person; dropped", entry.dn, uid)
+            _log.warning("%s: member %r does not resolve to a person; dropped", entry.dn, uid)
         else:
             out.append(member_dn)
     return out

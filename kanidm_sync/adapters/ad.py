@@ -91,7 +91,7 @@ __all__ = [
     "map_ad_objects",
 ]
 
-logger = logging.getLogger("kanidm_sync.adapters.ad")
+_log = logging.getLogger("kanidm_sync.adapters.ad")
 
 _GUID_CHUNK: Final = 100
 _BASE_ATTRIBUTES: Final = (
@@ -209,14 +209,14 @@ class AdSource(Closeable):
             info = conn.root_info()
             why = self._unusable(conn, info, held)
             if why is not None:
-                logger.warning("%s: refresh required: %s", self.config.url, why)
+                _log.warning("%s: refresh required: %s", self.config.url, why)
                 self.last_stats = AdFetchStats(kind="refresh-required", mode=self.config.mode)
                 return RefreshRequired(reason=f"ad: {why}")
             cookie = decode_cookie(held)
             try:
                 return self._delta(conn, info, cookie)
             except RefreshNeeded as exc:
-                logger.warning("%s: refresh required: %s", self.config.url, exc)
+                _log.warning("%s: refresh required: %s", self.config.url, exc)
                 self.last_stats = AdFetchStats(kind="refresh-required", mode=self.config.mode)
                 return RefreshRequired(reason=f"ad: {exc}")
 
@@ -289,7 +289,7 @@ class AdSource(Closeable):
             read_seconds=t1 - t0,
             map_seconds=t2 - t1,
         )
-        logger.info(
+        _log.info(
             "%s: full read: %d objects, %d entries (%d left out)",
             cfg.url,
             len(objects),
@@ -335,7 +335,7 @@ class AdSource(Closeable):
             # (and the deleted account stay usable in Kanidm). List every id in scope
             # instead: Kanidm's entries not listed are deleted (a present phase).
             if not self._warned_present:
-                logger.warning(
+                _log.warning(
                     "%s: %s cannot read the Deleted Objects container, so deletions are "
                     "found by listing every id in scope on each run; grant it List "
                     "Contents and Read Property on that container (docs/ad.md)",
@@ -387,7 +387,7 @@ class AdSource(Closeable):
             read_seconds=t1 - t0,
             map_seconds=t2 - t1,
         )
-        logger.info(
+        _log.info(
             "%s: %s delta: %d changed, %d deleted, %d out of scope, member values +%d/-%d%s",
             cfg.url,
             cfg.mode,
@@ -420,3 +420,7 @@ class AdSource(Closeable):
                 )
             )
         return objects
+
+
+# Not a public name: the "from __future__" import leaves it in dir().
+del annotations

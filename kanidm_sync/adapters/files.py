@@ -92,3 +92,6 @@ __all__ = [
 for _obj in (CsvSource, FieldMapping, JsonSource, LdifMapping, LdifRecord, LdifSource, parse_ldif):
     _obj.__module__ = __name__
 del _obj
+
+# Not a public name: the "from __future__" import leaves it in dir().
+del annotations

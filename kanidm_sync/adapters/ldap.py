@@ -57,7 +57,7 @@ __all__ = [
     "to_rfc4515_filter",
 ]
 
-logger = logging.getLogger("kanidm_sync.adapters.ldap")
+_log = logging.getLogger("kanidm_sync.adapters.ldap")
 
 
 class _SyncreplSource(Closeable):
@@ -121,17 +121,17 @@ class _SyncreplSource(Closeable):
             try:
                 accumulator = conn.sync_refresh(self._base_dn, self._filter, cookie)
             except RefreshNeeded as exc:
-                logger.warning("%s: refresh required: %s", self._uri, exc)
+                _log.warning("%s: refresh required: %s", self._uri, exc)
                 return RefreshRequired(reason=f"syncrepl: {exc}")
             outcome = accumulator.outcome(flavour=self._flavour)
             if outcome.refresh_required is not None:
-                logger.warning("%s: refresh required: %s", self._uri, outcome.refresh_required)
+                _log.warning("%s: refresh required: %s", self._uri, outcome.refresh_required)
                 return RefreshRequired(reason=f"syncrepl: {outcome.refresh_required}")
             if cookie is not None and not outcome.changed:
                 # OpenLDAP sends no cookie when nothing changed: keep Kanidm's.
                 return Delta(entries=(), cookie=outcome.cookie or cookie)
             mapped = self._map(conn, outcome, incremental=cookie is not None)
-        logger.info(
+        _log.info(
             "%s: %s refresh: %d entries sent, %d mapped, %d deleted, present phase: %s",
             self._uri,
             "incremental" if cookie is not None else "full",
@@ -258,9 +258,7 @@ class LdapSource(_SyncreplSource):
             if len(distinct) > 1:
                 # kanidm-ldap-sync silently takes the last match; a wrong member is worse
                 # than a missing one.
-                logger.warning(
-                    "member name %r matches %d persons; not resolved", name, len(distinct)
-                )
+                _log.warning("member name %r matches %d persons; not resolved", name, len(distinct))
                 continue
             resolved[name] = distinct[0]
         return resolved
@@ -373,3 +371,7 @@ def source_from_config(
     if isinstance(config, IpaConfig):
         return FreeIpaSource(config, rules=rules, timeout=timeout)
     return LdapSource(config, rules=rules, timeout=timeout)
+
+
+# Not a public name: the "from __future__" import leaves it in dir().
+del annotations

@@ -497,3 +497,7 @@ def changesets(
         entries=ordered,
         retain=draw(retention_modes([e.id for e in ordered])),
     )
+
+
+# Not a public name: the "from __future__" import leaves it in dir().
+del annotations
