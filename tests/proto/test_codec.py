@@ -405,8 +405,10 @@ def test_lone_surrogate_is_an_encode_error_naming_the_field_not_the_value():
 
 
 def test_bool_totp_step_is_an_encode_error():
-    """A bool is not an integer on the wire: a TOTP step of True is refused by the encoder
-    too (Totp itself refuses it when built)."""
+    """A bool is not an integer on the wire: the encoder refuses a TOTP step of True.
+
+    (Totp itself refuses it when built.)
+    """
     totp = Totp(external_id="t", secret="AAAA")
     object.__setattr__(totp, "step", True)  # past Totp's own type check
     person = Person(

@@ -199,8 +199,11 @@ def test_a_split_from_a_chunk_cookie_records_its_base_not_the_cookie() -> None:
 
 
 def test_a_last_entry_that_does_not_fit_beside_the_retention_list_leaves_it_alone() -> None:
-    """The final request may carry the retention list and no entry (issue 12: a run killed
-    mid-chunk with a tiny limit then failed with ChunkingError on every later run)."""
+    """The final request may carry the retention list and no entry.
+
+    Issue 12: a run killed mid-chunk with a tiny limit then failed with ChunkingError on
+    every later run.
+    """
     entries = [*(person(i) for i in range(39)), group(1, range(39))]
     retain = RetainOnly([e.id for e in entries])
     split = split_changes(
