@@ -346,8 +346,10 @@ class RequestTimeoutError(APIStatusError):
 class StateConflictError(APIStatusError):
     """Raised on ``"invalidsyncstate"``: the ``from_state`` sent is not Kanidm's state.
 
-    Someone else applied, an admin forced a refresh, or the cookie is stale. Re-read the
-    state and build a new ChangeSet from it.
+    Someone else applied (another tool, or a second runner of the same sync account: a
+    runner locks its ``state_path``, two runners with different ones do not see each
+    other), an admin forced a refresh, or the cookie is stale. Re-read the state and
+    build a new ChangeSet from it.
     """
 
 

@@ -218,7 +218,7 @@ def _count(items: Sized, noun: str) -> str:
 
 
 def _report(exc: Exception, out: Output) -> int:
-    if isinstance(exc, ValueError) and "plain http" in str(exc):
+    if isinstance(exc, ValueError) and "allow_insecure_http=True" in str(exc):
         # The client's message names its Python argument; here the option is the fix.
         text = str(exc).split(" (pass ", 1)[0]
         out.error(

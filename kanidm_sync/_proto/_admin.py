@@ -219,7 +219,8 @@ def _b64url_json(segment: str) -> object:
     try:
         raw = base64.urlsafe_b64decode(padded.encode("ascii"))
         return json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
+        # RecursionError: json's scanner on a hostile, deeply nested payload.
         return None
 
 

@@ -114,7 +114,9 @@ ERROR_TABLE: Final[Mapping[str, ErrorSpec]] = {
             "invalidsyncstate",
             500,
             StateConflictError,
-            "re-read the sync state; if Kanidm says Refresh, send a full refresh",
+            "re-read the sync state; if Kanidm says Refresh, send a full refresh. Another "
+            "tool or runner applied meanwhile? Two runners of one sync account overwrite "
+            "each other: give each account one runner (a runner's state_path is locked)",
         ),
         _spec(
             "invalidentrystate",

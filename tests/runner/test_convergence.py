@@ -41,6 +41,7 @@ from hypothesis.stateful import (
 
 from kanidm_sync import (
     ActiveState,
+    ApplyOutcomeUnknownError,
     Client,
     Entry,
     Group,
@@ -696,7 +697,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
         try:
             # A lost reply of a request Kanidm refused cannot be told from one never sent:
             # the run stops with NotAppliedError, and the next run must converge.
-            if self.attempt(chunked, expect=(NotAppliedError,)):
+            if self.attempt(chunked, expect=(NotAppliedError, ApplyOutcomeUnknownError)):
                 self.converged()
         finally:
             self.drop_at = None
