@@ -115,6 +115,7 @@ class _RunnerCore:
         self._validate = validate
         self._status = RunnerStatus()
         self._warned_no_record = False
+        self._fetch_seconds: float | None = None  # of the run in progress
 
     @property
     def status(self) -> RunnerStatus:
@@ -144,6 +145,7 @@ class _RunnerCore:
         try:
             self._lock.acquire()
         except ConcurrentRunError as exc:
+            self._fetch_seconds = None  # this run asked no source
             report = self._failure(_now(), time.monotonic(), None, exc, None)
             self._record(report)
             exc.run_report = report
@@ -260,11 +262,19 @@ class _RunnerCore:
             "count Kanidm's cookie carries; pass state_path= to keep a local record"
         )
 
+    def _ask(self, state: SyncState) -> Generator[_Effect, object, SourceBatch]:
+        # One call of the source's fetch, timed (RunReport.fetch_seconds).
+        t0 = time.monotonic()
+        try:
+            return self._batch((yield _Fetch(state)))
+        finally:
+            self._fetch_seconds = (self._fetch_seconds or 0.0) + time.monotonic() - t0
+
     def _fetch(self, state: SyncState) -> Generator[_Effect, object, FullImage | Delta]:
-        batch = self._batch((yield _Fetch(state)))
+        batch = yield from self._ask(state)
         if isinstance(batch, RefreshRequired):
             _log.info("the source needs a refresh (%s); asking for a full image", batch.reason)
-            batch = self._batch((yield _Fetch(RefreshState())))
+            batch = yield from self._ask(RefreshState())
             if not isinstance(batch, FullImage):
                 raise SourceError("the source answered a Refresh state with something else")
         if isinstance(batch, Delta) and isinstance(state, RefreshState):
@@ -463,6 +473,7 @@ class _RunnerCore:
         # sending it), apply, record the outcome in the status; returns the report.
         planned: _Planned | None = None
         started, t0 = _now(), time.monotonic()
+        self._fetch_seconds = None
         self._begin()
         seen: SyncState | None = None  # Kanidm's state as first read, for a failure's report
         try:
@@ -594,6 +605,7 @@ class _RunnerCore:
             error=None if error is None else _error_json(error, diagnosis),
             diagnosis=diagnosis,
             base_note=plan.base_note if plan is not None else "",
+            fetch_seconds=self._fetch_seconds,
         )
 
     def _failure(

@@ -84,6 +84,8 @@ class RunReport:
         error: the failure as JSON (type, message, variant, status, operation id).
         diagnosis: the conflict diagnosis, when Kanidm refused the data.
         base_note: where the plan's diff base came from.
+        fetch_seconds: seconds spent in the source's ``fetch`` (every call of the run),
+            or ``None`` when the run did not ask the source (``apply(plan)``, a refused lock).
     """
 
     outcome: RunOutcome
@@ -101,6 +103,7 @@ class RunReport:
     error: JSONObject | None = None
     diagnosis: Diagnosis | None = None
     base_note: str = ""
+    fetch_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,6 +124,7 @@ class RunReport:
             "requests_total": self.requests_total,
             "bytes_sent": self.bytes_sent,
             "base": self.base_note,
+            "fetch_seconds": None if self.fetch_seconds is None else round(self.fetch_seconds, 6),
             "warnings": list(self.warnings),
             "error": self.error,
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),

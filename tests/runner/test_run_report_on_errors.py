@@ -78,3 +78,18 @@ def test_a_source_error_and_a_concurrent_run_carry_their_report(
     Runner(client, ListSource([person(1)]), state_path=record, progress=progress).run_once()
     assert refused
     assert refused[0].run_report is other.last_report
+
+
+def test_the_report_times_the_source_s_fetch(client: Client) -> None:
+    """RunReport.fetch_seconds: the time spent in the source (for the fetch metric)."""
+    import time
+
+    class Slow(ListSource):
+        def fetch(self, state: object) -> object:  # type: ignore[override]
+            time.sleep(0.05)
+            return super().fetch(state)  # type: ignore[arg-type]
+
+    report = Runner(client, Slow([person(1)])).run_once()
+    assert report.fetch_seconds is not None
+    assert 0.05 <= report.fetch_seconds < report.duration
+    assert report.to_dict()["fetch_seconds"] == round(report.fetch_seconds, 6)
