@@ -17,6 +17,8 @@ underscore are private):
   (:mod:`kanidm_sync.adapters`: LDAP, FreeIPA, Active Directory, CSV/JSON/LDIF files, or
   your own) with :class:`Rules`, :class:`Guards`, a :class:`Plan`, conflict diagnosis and a
   :class:`RunReport`.
+* :class:`StatusServer`: health, readiness, Prometheus metrics and a status page for a
+  runner's ``run_forever`` loop.
 * :mod:`kanidm_sync.testing`: ``FakeKanidm``, an in-memory Kanidm for your tests, and
   pytest fixtures.
 * The ``kanidm-sync`` command line; ``kanidm-sync demo`` shows the whole life of a sync
@@ -130,6 +132,7 @@ from ._report import Progress, RunOutcome, RunReport
 from ._rules import EntryPredicate, Remap, Rules
 from ._runner import AsyncRunner, ProgressCallback, Runner, StalePlanError
 from ._schedule import RunnerStatus, Schedule
+from ._status_server import StatusServer
 from ._types import JSONObject, JSONValue
 from ._version import __version__
 
@@ -215,6 +218,7 @@ __all__ = [
     "SshPublicKeyError",
     "StalePlanError",
     "StateConflictError",
+    "StatusServer",
     "Suspect",
     "SyncAccount",
     "SyncAccountInfo",

@@ -1,15 +1,17 @@
 """What a sync service shows about itself: one frozen snapshot, and its JSON form.
 
 Owns: :class:`ServiceSnapshot` (the data behind ``/status.json``, the HTML status page,
-``/readyz`` and ``/metrics``), the readiness rule (:func:`readiness`) and the safe cookie
-summary (:func:`cookie_summary`).
+``/readyz`` and ``/metrics``), the readiness rule (:func:`readiness`), the safe cookie
+summary (:func:`cookie_summary`) and a schedule in words (:func:`describe_schedule`).
 
 Must not: do I/O, read a clock (times are passed in), or hold a secret. Pure.
 
 Everything here may be shown to anyone who can reach the status endpoint: no token, no
 password hash or TOTP secret (run reports never hold them), and no cookie bytes (a
 source cookie may name a server and a position in its change log): a cookie is shown as
-its length, a short digest and the count of entries kanidm-sync carries in it.
+its length, a short digest and the count of entries kanidm-sync carries in it, also in
+the last run's report (``RunReport.to_dict`` has the cookies in Kanidm's wire form; the
+snapshot's JSON replaces them with summaries).
 """
 
 from __future__ import annotations
@@ -23,10 +25,37 @@ import attrs
 from ._baseline import unwrap
 from ._proto._state import ActiveState, SyncState
 from ._report import RunReport
-from ._schedule import RunnerStatus
+from ._schedule import CronSchedule, RunnerStatus, Schedule
 from ._types import JSONObject, JSONValue
 
-__all__ = ["ServiceSnapshot", "cookie_summary", "readiness"]
+__all__ = [
+    "MAX_CHANGES_SHOWN",
+    "ServiceSnapshot",
+    "cookie_summary",
+    "describe_schedule",
+    "readiness",
+]
+
+MAX_CHANGES_SHOWN = 1000
+"""Per-entry changes of the last run that ``/status.json`` lists (unchanged entries never):
+a run over 100,000 entries would otherwise make every poll serialise megabytes."""
+
+
+def describe_schedule(schedule: Schedule | None) -> str:
+    """A schedule in words, for the status page and ``/status.json``.
+
+    Args:
+        schedule: the loop's schedule, or ``None`` (a custom loop that did not say).
+
+    Returns:
+        ``"every 300 s (jitter 10%)"``, ``"cron '0 */5 * * * *' (UTC)"`` or ``""``.
+    """
+    if schedule is None:
+        return ""
+    if isinstance(schedule, CronSchedule):
+        return f"cron {schedule.cron.source!r} (UTC)"
+    jitter = f" (jitter {schedule.jitter:.0%})" if schedule.jitter else ""
+    return f"every {schedule.interval:g} s{jitter}"
 
 
 def cookie_summary(state: SyncState | None) -> JSONObject | None:
@@ -149,7 +178,12 @@ class ServiceSnapshot:
         return self.runs[0] if self.runs else None
 
     def to_dict(self) -> JSONObject:
-        """The snapshot as JSON values: what ``/status.json`` serves."""
+        """The snapshot as JSON values: what ``/status.json`` serves.
+
+        ``last_run`` is the newest report's JSON with its cookies as summaries
+        (``kanidm_before``, ``kanidm_after``) and its changes without the unchanged
+        entries, at most :data:`MAX_CHANGES_SHOWN` (``changes_omitted`` counts the rest).
+        """
         runs: list[JSONValue] = [_run_dict(r) for r in self.runs]
         last = self.last_report
         return {
@@ -166,10 +200,21 @@ class ServiceSnapshot:
             "kanidm": cookie_summary(self.kanidm_state),
             "status": self.status.to_dict(),
             "runs": runs,
-            "last_run": None if last is None else last.to_dict(),
+            "last_run": None if last is None else _last_run_dict(last),
             "config_error": self.config_error,
             "notes": list(self.notes),
         }
+
+
+def _last_run_dict(report: RunReport) -> JSONObject:
+    # The report's own JSON, with the cookies as summaries and the changes bounded.
+    changed = [c for c in report.changes if c.action.value != "unchanged"]
+    out = attrs.evolve(report, changes=tuple(changed[:MAX_CHANGES_SHOWN])).to_dict()
+    del out["cookie_before"], out["cookie_after"]
+    out["kanidm_before"] = cookie_summary(report.state_before)
+    out["kanidm_after"] = cookie_summary(report.state_after)
+    out["changes_omitted"] = max(0, len(changed) - MAX_CHANGES_SHOWN)
+    return out
 
 
 def _run_dict(report: RunReport) -> JSONObject:
