@@ -41,7 +41,7 @@ import inspect
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -70,6 +70,9 @@ from .adapters._protocols import (
     SourceAdapter,
     SourceBatch,
 )
+
+if TYPE_CHECKING:
+    from ._status_server import StatusServer
 
 __all__ = ["AsyncRunner", "ProgressCallback", "Runner", "StalePlanError"]
 
@@ -214,6 +217,7 @@ class Runner(_RunnerCore):
         max_runs: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] | None = None,
+        status_server: StatusServer | None = None,
     ) -> RunnerStatus:
         """Run on ``schedule`` until ``stop()`` is true or ``max_runs`` runs finished.
 
@@ -226,17 +230,31 @@ class Runner(_RunnerCore):
             max_runs: end after this many runs (``None``: forever).
             sleep: the sleep function (injected by tests).
             random: returns floats in ``[0, 1)`` for the jitter (injected by tests).
+            status_server: a :class:`~kanidm_sync.StatusServer` to feed: alive while the
+                loop runs (also when it ends by an exception), the status after each run
+                and whenever the next run is scheduled.
 
         Returns:
             The status when the loop ends.
         """
-        for delay in self._schedule_flow(schedule, stop, max_runs, random):
-            if delay is None:
-                with contextlib.suppress(Exception):
-                    self.run_once()
-            else:
-                sleep(delay)
-        self._stopped()
+        if status_server is not None:
+            status_server.loop_started(schedule)
+        try:
+            for delay in self._schedule_flow(schedule, stop, max_runs, random):
+                if delay is None:
+                    with contextlib.suppress(Exception):
+                        self.run_once()
+                    if status_server is not None:
+                        status_server.observe(self._status)
+                else:
+                    if status_server is not None:
+                        status_server.observe(self._status)
+                    sleep(delay)
+            self._stopped()
+        finally:
+            if status_server is not None:
+                status_server.observe(self._status)
+                status_server.loop_stopped()
         return self._status
 
 
@@ -377,6 +395,7 @@ class AsyncRunner(_RunnerCore):
         max_runs: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         random: Callable[[], float] | None = None,
+        status_server: StatusServer | None = None,
     ) -> RunnerStatus:
         """Run on ``schedule`` until ``stop()`` is true (see :meth:`Runner.run_forever`).
 
@@ -386,15 +405,29 @@ class AsyncRunner(_RunnerCore):
             max_runs: end after this many runs (``None``: forever).
             sleep: the async sleep function (injected by tests).
             random: returns floats in ``[0, 1)`` for the jitter.
+            status_server: a :class:`~kanidm_sync.StatusServer` to feed (see
+                :meth:`Runner.run_forever`); it serves from its own thread, so it answers
+                while a run awaits.
 
         Returns:
             The status when the loop ends.
         """
-        for delay in self._schedule_flow(schedule, stop, max_runs, random):
-            if delay is None:
-                with contextlib.suppress(Exception):
-                    await self.run_once()
-            else:
-                await sleep(delay)
-        self._stopped()
+        if status_server is not None:
+            status_server.loop_started(schedule)
+        try:
+            for delay in self._schedule_flow(schedule, stop, max_runs, random):
+                if delay is None:
+                    with contextlib.suppress(Exception):
+                        await self.run_once()
+                    if status_server is not None:
+                        status_server.observe(self._status)
+                else:
+                    if status_server is not None:
+                        status_server.observe(self._status)
+                    await sleep(delay)
+            self._stopped()
+        finally:
+            if status_server is not None:
+                status_server.observe(self._status)
+                status_server.loop_stopped()
         return self._status

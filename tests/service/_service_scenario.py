@@ -119,6 +119,7 @@ def open_service(
     tmp_path: pathlib.Path,
     *,
     entries: Sequence[Entry] = (),
+    source: Source | None = None,
     guards: Guards | None = None,
     start: bool = True,
     **server: object,
@@ -128,7 +129,8 @@ def open_service(
     account = fake.provision_sync_account("hr")
     mock = httpx.Client(transport=fake.transport)
     client = Client(fake.url, token=account.token, http_client=mock)
-    source = Source(entries or [person(1), person(2)])
+    if source is None:
+        source = Source(entries or [person(1), person(2)])
     runner = Runner(client, source, state_path=tmp_path / "hr.json", guards=guards)
     clock = Clock()
     status = StatusServer(
