@@ -43,7 +43,7 @@ _CSS: Final = """
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);line-height:1.45;
 font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-header,main,footer{max-width:72rem;margin:0 auto;padding:0 1rem}
+header,main,footer{max-width:84rem;margin:0 auto;padding:0 1rem}
 header{padding-top:1rem}
 h1{font-size:1.4rem;margin:.2rem 0;overflow-wrap:anywhere}
 h2{font-size:1.1rem;margin:1.4rem 0 .5rem;border-bottom:1px solid var(--line);
@@ -75,9 +75,9 @@ dt{color:var(--muted)}
 dd{margin:0;overflow-wrap:anywhere}
 .scroll{overflow-x:auto;max-width:100%;border:1px solid var(--line);border-radius:6px}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{padding:.3rem .55rem;border-bottom:1px solid var(--line);text-align:left;
+th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:left;
 vertical-align:top}
-th{background:var(--panel);white-space:nowrap}
+th{background:var(--panel);vertical-align:bottom}
 tbody tr:last-child td{border-bottom:0}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.t{white-space:nowrap}
@@ -152,6 +152,8 @@ def _duration_words(seconds: float) -> str:
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
+    if value < 0.0005:
+        return "<1 ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 

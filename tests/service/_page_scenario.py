@@ -12,7 +12,7 @@ import contextlib
 import datetime as _dt
 import pathlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import httpx
@@ -109,13 +109,19 @@ class History:
         self.http.close()
 
 
-def conflict_history(state_path: pathlib.Path, *, secrets: bool = False) -> History:
+def conflict_history(
+    state_path: pathlib.Path,
+    *,
+    secrets: bool = False,
+    observe: Callable[[RunnerStatus], None] | None = None,
+) -> History:
     """Two runs: one applied, then a name conflict Kanidm refuses, with a diagnosis.
 
     Args:
         state_path: the runner's record file.
         secrets: give person 1 a password hash and a TOTP secret, and a new password
             hash in the second run (an attribute change the page lists).
+        observe: called with the runner's status after each run (``StatusServer.observe``).
     """
     fake = FakeKanidm()
     account = fake.provision_sync_account("hr")
@@ -125,6 +131,8 @@ def conflict_history(state_path: pathlib.Path, *, secrets: bool = False) -> Hist
     source = ListSource([with_secrets(first) if secrets else first, person(2)])
     runner = Runner(client, source, state_path=state_path)
     reports = [runner.run_once()]
+    if observe is not None:
+        observe(runner.status)
     fake.store.add_person("carol")
     first = source.entries[0]
     if secrets:
@@ -139,6 +147,8 @@ def conflict_history(state_path: pathlib.Path, *, secrets: bool = False) -> Hist
         runner.run_once()
     assert runner.last_report is not None
     reports.append(runner.last_report)
+    if observe is not None:
+        observe(runner.status)
     return History(fake=fake, account=account, runner=runner, reports=reports, http=http)
 
 
