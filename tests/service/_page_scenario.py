@@ -146,6 +146,7 @@ def conflict_history(
     with contextlib.suppress(UniquenessError):  # the conflict: the report is on the runner
         runner.run_once()
     assert runner.last_report is not None
+    assert runner.last_report.diagnosis is not None, runner.last_report.to_text()
     reports.append(runner.last_report)
     if observe is not None:
         observe(runner.status)

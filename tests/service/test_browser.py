@@ -39,19 +39,16 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StatusServer, History]]:
     """A status server on loopback, fed by two real runs (the second a conflict)."""
-    server = StatusServer(account="hr", kanidm_url="https://idm.example.com")
-    server.start()
-    server.loop_started(Schedule(interval=300))
-    history = conflict_history(tmp_path_factory.mktemp("runner") / "state.json")
-    try:
-        for report in history.reports:  # what the runner's status held after each run
-            server.observe(attrs.evolve(history.status, last_report=report))
-        next_run = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=300)
-        server.observe(attrs.evolve(history.status, next_run_at=next_run))
-        yield server, history
-    finally:
-        server.stop()
-        history.close()
+    state_path = tmp_path_factory.mktemp("runner") / "state.json"
+    with StatusServer(account="hr", kanidm_url="https://idm.example.com") as server:
+        server.loop_started(Schedule(interval=300))
+        history = conflict_history(state_path, observe=server.observe)
+        try:
+            next_run = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=300)
+            server.observe(attrs.evolve(history.status, next_run_at=next_run))
+            yield server, history
+        finally:
+            history.close()
 
 
 @pytest.fixture(scope="module")
