@@ -133,12 +133,8 @@ def open_service(
         source = Source(entries or [person(1), person(2)])
     runner = Runner(client, source, state_path=tmp_path / "hr.json", guards=guards)
     clock = Clock()
-    status = StatusServer(
-        account="hr",
-        kanidm_url=fake.url,
-        clock=clock,
-        **server,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {"account": "hr", "kanidm_url": fake.url, "clock": clock}
+    status = StatusServer(**{**options, **server})  # type: ignore[arg-type]
     web = httpx.Client(trust_env=False, timeout=10.0)
     try:
         if start:
