@@ -1,8 +1,9 @@
 """StatusServer: the HTTP endpoints of a sync service, fed by its loop.
 
-Owns: :class:`StatusServer` (what the loop tells it, under a lock; the snapshot; the
-endpoints ``/healthz``, ``/readyz``, ``/status.json``, ``/metrics`` and ``/``) and its
-request handler, on the standard library's ``ThreadingHTTPServer`` in a daemon thread.
+Owns: :class:`StatusServer`: what the loop tells it (under a lock), the snapshot, and
+the endpoints ``/healthz``, ``/readyz``, ``/status.json``, ``/metrics`` and ``/`` (routing
+and rendering), served by ``_status_http``'s handler on the standard library's
+``ThreadingHTTPServer`` in a daemon thread.
 
 Must not: hold a secret it could serve (the token is only compared, never logged, shown
 or echoed), let a request's failure reach the server thread (a handler error is logged at
@@ -17,23 +18,14 @@ small and built from one snapshot, taken under the lock and rendered outside it.
 from __future__ import annotations
 
 import datetime as _dt
-import hmac
-import ipaddress
-import json
 import logging
-import re
-import socket
-import socketserver
 import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
-
-import attrs
 
 from ._exceptions import ConfigError
 from ._metrics import INSTALL_HINT, MetricsTally, ServiceMetrics
@@ -41,6 +33,20 @@ from ._proto._state import SyncState
 from ._report import RunReport
 from ._schedule import RunnerStatus, Schedule
 from ._service_model import ServiceSnapshot, describe_schedule, readiness
+from ._status_http import (
+    NOT_ALLOWED,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    Handler,
+    HTTPServer,
+    HTTPServer6,
+    Response,
+    bearer_ok,
+    check_token,
+    is_loopback,
+    json_body,
+    text,
+)
 from ._status_page import STATUS_PAGE_CSP, render_status_page
 
 __all__ = ["StatusServer"]
@@ -50,13 +56,6 @@ _log = logging.getLogger("kanidm_sync.service")
 MAX_NOTES: Final = 20
 """Notes kept (the newest); older ones are dropped."""
 
-REQUEST_TIMEOUT: Final = 15.0
-"""Seconds a connection may take to send its request (a slow client holds one thread)."""
-
-_API_CSP: Final = "default-src 'none'; frame-ancestors 'none'"
-_TEXT: Final = "text/plain; charset=utf-8"
-_TOKEN_CHARS: Final = re.compile(r"[\x21-\x7e]+")
-_MIN_TOKEN: Final = 16
 _PATHS: Final = frozenset({"/", "/healthz", "/readyz", "/status.json", "/metrics"})
 
 
@@ -64,8 +63,8 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _any(value: object) -> object:
-    return value  # a value as the caller may really have passed it (no static type)
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
 
 
 def _is_int(value: object) -> bool:
@@ -74,15 +73,6 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
 
 
 def _without_credentials(url: str) -> str:
@@ -98,61 +88,6 @@ def _without_credentials(url: str) -> str:
         host = f"[{host}]"
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _check_token(token: str | None) -> bytes | None:
-    if token is None:
-        return None
-    if not isinstance(_any(token), str):
-        raise ConfigError(f"the status server's token must be a str, not {type(token).__name__}")
-    if not _TOKEN_CHARS.fullmatch(token):
-        raise ConfigError(
-            "the status server's token must be printable ASCII without spaces "
-            "(it travels in an Authorization header)"
-        )
-    if len(token) < _MIN_TOKEN:
-        raise ConfigError(
-            f"the status server's token is {len(token)} characters long: use at least "
-            f"{_MIN_TOKEN} (kanidm-sync generate-token makes one)"
-        )
-    return token.encode("ascii")
-
-
-@attrs.frozen
-class _Response:
-    status: int
-    body: bytes
-    content_type: str = _TEXT
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _text(status: int, text: str) -> _Response:
-    return _Response(status, text.encode("utf-8"))
-
-
-_UNAUTHORIZED: Final = _Response(
-    HTTPStatus.UNAUTHORIZED,
-    b"unauthorized: send Authorization: Bearer <token>\n",
-    headers=(("WWW-Authenticate", 'Bearer realm="kanidm-sync"'),),
-)
-_NOT_FOUND: Final = _Response(HTTPStatus.NOT_FOUND, b"not found\n")
-_NOT_ALLOWED: Final = _Response(
-    HTTPStatus.METHOD_NOT_ALLOWED,
-    b"method not allowed: GET or HEAD\n",
-    headers=(("Allow", "GET, HEAD"),),
-)
-_INTERNAL: Final = _Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n")
-
-# Characters a JSON text may hold raw but an HTML or JavaScript context would read: escaped,
-# so status.json pasted into a page (or sniffed by an old browser) is inert.
-_JSON_ESCAPES: Final = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
-def _json_body(value: object) -> bytes:
-    text = json.dumps(value, ensure_ascii=False, indent=2)
-    return (text.translate(_JSON_ESCAPES) + "\n").encode("utf-8")
 
 
 class StatusServer:
@@ -217,10 +152,10 @@ class StatusServer:
         history: int = 20,
         clock: Callable[[], _dt.datetime] = _utcnow,
     ) -> None:
-        if not (isinstance(_any(host), str) and host):
+        if not (_is_str(host) and host):
             raise ConfigError("the status server's host must be a non-empty address")
         host = host.strip("[]")  # "[::1]" as written in a URL
-        if not allow_public and not _is_loopback(host):
+        if not allow_public and not is_loopback(host):
             raise ConfigError(
                 f"the status server would listen on {host!r}, which is not a loopback "
                 "address: anyone who reaches it could read the sync status. Listen on "
@@ -235,8 +170,8 @@ class StatusServer:
             raise ConfigError(f"ready_intervals must be a positive number, not {ready_intervals!r}")
         self._host = host
         self._port = port
-        self._token = _check_token(token)
-        if allow_public and not _is_loopback(host) and self._token is None:
+        self._token = check_token(token)
+        if allow_public and not is_loopback(host) and self._token is None:
             _log.warning(
                 "the status server listens on %s without a token: anyone who reaches it "
                 "can read the sync status",
@@ -259,7 +194,7 @@ class StatusServer:
         self._notes: deque[str] = deque(maxlen=MAX_NOTES)
         self._tally = MetricsTally()
         self._metrics = ServiceMetrics(self._metrics_source)
-        self._httpd: _HTTPServer | None = None
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- feeding ---------------------------------------------------------------------------
@@ -392,15 +327,15 @@ class StatusServer:
         """
         if self._httpd is not None:
             raise RuntimeError("the status server is already started")
-        server_class = _HTTPServer6 if ":" in self._host else _HTTPServer
+        server_class = HTTPServer6 if ":" in self._host else HTTPServer
         try:
-            httpd = server_class((self._host, self._port), _Handler)
+            httpd = server_class((self._host, self._port), Handler)
         except OSError as exc:
             raise ConfigError(
                 f"the status server cannot listen on {self._host}:{self._port}: "
                 f"{exc.strerror or exc}"
             ) from exc
-        httpd.app = self
+        httpd.app = self._respond
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever,
@@ -455,136 +390,37 @@ class StatusServer:
 
     # --- requests --------------------------------------------------------------------------
 
-    def _authorized(self, authorization: str | None) -> bool:
-        if self._token is None:
-            return True
-        if authorization is None:
-            return False
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        # Headers arrive decoded as Latin-1: encoding back gives the bytes sent.
-        given = credentials.strip().encode("latin-1", "replace")
-        return hmac.compare_digest(given, self._token)
-
     def _respond(
         self, method: str, target: str, authorization: str | None, accept: str | None
-    ) -> _Response:
-        if not self._authorized(authorization):
-            return _UNAUTHORIZED
+    ) -> Response:
+        if not bearer_ok(authorization, self._token):
+            return UNAUTHORIZED
         if method not in ("GET", "HEAD"):
-            return _NOT_ALLOWED
+            return NOT_ALLOWED
         path = urllib.parse.urlsplit(target).path
         if path not in _PATHS:
-            return _NOT_FOUND
+            return NOT_FOUND
         if path == "/metrics":
             try:
                 body, content_type = self._metrics.render(accept)
             except ImportError:
-                return _text(HTTPStatus.NOT_IMPLEMENTED, INSTALL_HINT)
-            return _Response(HTTPStatus.OK, body, content_type)
+                return text(HTTPStatus.NOT_IMPLEMENTED, INSTALL_HINT)
+            return Response(HTTPStatus.OK, body, content_type)
         snapshot = self.snapshot()
         if path == "/healthz":
             if snapshot.alive:
-                return _text(HTTPStatus.OK, "ok\n")
-            return _text(HTTPStatus.SERVICE_UNAVAILABLE, f"not alive: {snapshot.ready_reason}\n")
+                return text(HTTPStatus.OK, "ok\n")
+            return text(HTTPStatus.SERVICE_UNAVAILABLE, f"not alive: {snapshot.ready_reason}\n")
         if path == "/readyz":
             if snapshot.ready:
-                return _text(HTTPStatus.OK, f"ready: {snapshot.ready_reason}\n")
-            return _text(HTTPStatus.SERVICE_UNAVAILABLE, f"not ready: {snapshot.ready_reason}\n")
+                return text(HTTPStatus.OK, f"ready: {snapshot.ready_reason}\n")
+            return text(HTTPStatus.SERVICE_UNAVAILABLE, f"not ready: {snapshot.ready_reason}\n")
         if path == "/status.json":
-            return _Response(HTTPStatus.OK, _json_body(snapshot.to_dict()), "application/json")
+            return Response(HTTPStatus.OK, json_body(snapshot.to_dict()), "application/json")
         page = render_status_page(snapshot)
-        return _Response(
+        return Response(
             HTTPStatus.OK,
             page.encode("utf-8"),
             "text/html; charset=utf-8",
             (("Content-Security-Policy", STATUS_PAGE_CSP),),
         )
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    app: StatusServer
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks the host's name up (socket.getfqdn), which can
-        # stall on a machine without DNS; the name is not used.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # socketserver prints a traceback to stderr; a client that went away is no news.
-        _log.debug("status server: error while serving %s", client_address, exc_info=True)
-
-
-class _HTTPServer6(_HTTPServer):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    timeout = REQUEST_TIMEOUT
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def __getattr__(self, name: str) -> Callable[[], None]:
-        # Any other method (POST, PUT, BREW, ...): the same path, answered 405 (or 401).
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
-
-    def _serve(self) -> None:
-        try:
-            response = self.server.app._respond(
-                self.command,
-                self.path,
-                self.headers.get("Authorization"),
-                self.headers.get("Accept"),
-            )
-        except Exception:
-            _log.debug("status server: %s %s failed", self.command, self.path, exc_info=True)
-            response = _INTERNAL
-        self._send(response)
-
-    def _send(self, response: _Response) -> None:
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Referrer-Policy", "no-referrer")
-            names = {name.lower() for name, _ in response.headers}
-            if "content-security-policy" not in names:
-                self.send_header("Content-Security-Policy", _API_CSP)
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-        except OSError:
-            _log.debug("status server: the client went away", exc_info=True)
-            self.close_connection = True
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # A malformed request: the status line and a fixed body, never an echo of the
-        # request (http.server's default page quotes it).
-        self.close_connection = True
-        try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "error"
-        self._send(_text(code, f"{phrase.lower()}\n"))
-
-    def version_string(self) -> str:
-        return "kanidm-sync"  # no Python version for a scanner to match
-
-    def log_message(self, format: str, *args: object) -> None:
-        _log.debug("status server: %s %s", self.address_string(), format % args)
