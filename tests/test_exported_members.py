@@ -69,3 +69,9 @@ def test_uuid_for_is_public_where_every_adapter_finds_it() -> None:
         assert name in adapters.__all__
         assert name in files.__all__
         assert getattr(adapters, name) is getattr(files, name)
+
+
+def test_status_server_is_public() -> None:
+    """The sync service's status server is a top-level name (issue 13)."""
+    assert "StatusServer" in kanidm_sync.__all__
+    assert "kanidm_sync" == kanidm_sync.StatusServer.__module__

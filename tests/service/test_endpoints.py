@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -237,3 +238,41 @@ def test_status_json_shows_cookie_summaries_and_bounded_changes(svc: Service) ->
     assert ["update"] == [c["action"] for c in last["changes"]]
     assert 0 == last["changes_omitted"]
     assert 1 == last["counts"]["unchanged"]
+
+
+def test_feeding_while_serving_is_consistent(svc: Service) -> None:
+    """Runs observed from one thread while others read every endpoint: no error, no tear."""
+    svc.server.loop_started(SCHEDULE)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            for path in ("/status.json", "/metrics", "/readyz", "/"):
+                response = svc.get(path)
+                if response.status_code not in (200, 503):
+                    failures.append(f"{path}: {response.status_code}")
+            body = svc.get("/status.json").json()
+            if body["status"]["runs"] < len(body["runs"]):
+                failures.append(f"torn snapshot: {body['status']['runs']} < {len(body['runs'])}")
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    try:
+        for i in range(8):
+            svc.source.entries = [person(1), person(2, displayname=f"User 2 v{i}")]
+            svc.run()
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join()
+    assert [] == failures
+    assert 8 == metric(svc.get("/metrics").text, "kanidm_sync_runs_total", outcome="applied")
+
+
+def test_ipv6_loopback(tmp_path: pathlib.Path) -> None:
+    """::1 is served, and the URL brackets it."""
+    with open_service(tmp_path, host="::1") as svc:
+        assert svc.server.url.startswith("http://[::1]:")
+        assert 503 == svc.get("/healthz").status_code

@@ -14,7 +14,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from kanidm_sync import Guards, RunReport, StatusServer
+from kanidm_sync import Guards, RunReport
 from kanidm_sync._metrics import DURATION_BUCKETS, MAX_CONFLICT_KINDS, MetricsTally
 
 from ._service_scenario import SCHEDULE, metric, open_service, person
@@ -222,8 +222,3 @@ def test_importing_the_package_does_not_import_prometheus_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "False" == out.stdout.strip()
-
-
-def test_a_server_is_typed_by_the_public_name() -> None:
-    """StatusServer is exported from kanidm_sync."""
-    assert "kanidm_sync" == StatusServer.__module__
