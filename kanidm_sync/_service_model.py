@@ -30,6 +30,7 @@ from ._types import JSONObject, JSONValue
 
 __all__ = [
     "MAX_CHANGES_SHOWN",
+    "MAX_WARNINGS_SHOWN",
     "ServiceSnapshot",
     "cookie_summary",
     "describe_schedule",
@@ -39,6 +40,9 @@ __all__ = [
 MAX_CHANGES_SHOWN = 1000
 """Per-entry changes of the last run that ``/status.json`` lists (unchanged entries never):
 a run over 100,000 entries would otherwise make every poll serialise megabytes."""
+
+MAX_WARNINGS_SHOWN = 100
+"""Warnings of the last run that ``/status.json`` lists (one per entry is possible)."""
 
 
 def describe_schedule(schedule: Schedule | None) -> str:
@@ -182,7 +186,8 @@ class ServiceSnapshot:
 
         ``last_run`` is the newest report's JSON with its cookies as summaries
         (``kanidm_before``, ``kanidm_after``) and its changes without the unchanged
-        entries, at most :data:`MAX_CHANGES_SHOWN` (``changes_omitted`` counts the rest).
+        entries, at most :data:`MAX_CHANGES_SHOWN` (``changes_omitted`` counts the rest),
+        and at most :data:`MAX_WARNINGS_SHOWN` warnings (``warnings_omitted``).
         """
         runs: list[JSONValue] = [_run_dict(r) for r in self.runs]
         last = self.last_report
@@ -209,11 +214,16 @@ class ServiceSnapshot:
 def _last_run_dict(report: RunReport) -> JSONObject:
     # The report's own JSON, with the cookies as summaries and the changes bounded.
     changed = [c for c in report.changes if c.action.value != "unchanged"]
-    out = attrs.evolve(report, changes=tuple(changed[:MAX_CHANGES_SHOWN])).to_dict()
+    out = attrs.evolve(
+        report,
+        changes=tuple(changed[:MAX_CHANGES_SHOWN]),
+        warnings=report.warnings[:MAX_WARNINGS_SHOWN],
+    ).to_dict()
     del out["cookie_before"], out["cookie_after"]
     out["kanidm_before"] = cookie_summary(report.state_before)
     out["kanidm_after"] = cookie_summary(report.state_after)
     out["changes_omitted"] = max(0, len(changed) - MAX_CHANGES_SHOWN)
+    out["warnings_omitted"] = max(0, len(report.warnings) - MAX_WARNINGS_SHOWN)
     return out
 
 

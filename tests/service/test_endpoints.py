@@ -7,14 +7,17 @@ a script and a browser read it.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import pathlib
 import threading
+import uuid
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
-from kanidm_sync import SourceError
+from kanidm_sync import Action, EntryChange, RunnerStatus, RunReport, SourceError
 from kanidm_sync._status_page import STATUS_PAGE_CSP
 
 from ._service_scenario import SCHEDULE, Service, metric, open_service, person
@@ -276,3 +279,28 @@ def test_ipv6_loopback(tmp_path: pathlib.Path) -> None:
     with open_service(tmp_path, host="::1") as svc:
         assert svc.server.url.startswith("http://[::1]:")
         assert 503 == svc.get("/healthz").status_code
+
+
+def test_status_json_bounds_the_last_runs_changes_and_warnings(svc: Service) -> None:
+    """A huge last run: 1000 changes and 100 warnings listed, the rest counted."""
+    now = _dt.datetime.now(_dt.UTC)
+    changes = tuple(
+        EntryChange(id=uuid.UUID(int=i), action=(Action.CREATE, Action.UNCHANGED)[i % 2], kind="p")
+        for i in range(3000)
+    )
+    report = RunReport(
+        outcome="applied",
+        started_at=now,
+        finished_at=now,
+        duration=1.0,
+        changes=changes,
+        warnings=tuple(f"warning: entries[{i}] has no mail" for i in range(250)),
+    )
+    svc.server.observe(attrs.evolve(RunnerStatus(), state="ok", runs=1, last_report=report))
+    last = status(svc)["last_run"]
+    assert isinstance(last, dict)
+    assert 1000 == len(last["changes"])
+    assert {"create"} == {c["action"] for c in last["changes"]}
+    assert 500 == last["changes_omitted"]
+    assert 100 == len(last["warnings"])
+    assert 150 == last["warnings_omitted"]
