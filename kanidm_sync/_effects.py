@@ -18,6 +18,7 @@ import attrs
 
 from ._diagnose import Diagnosis
 from ._exceptions import APIError, APIStatusError, UniquenessError
+from ._guards import SourceGuardError
 from ._plan import KnownState, Plan
 from ._proto._changeset import ChangeSet
 from ._proto._state import SyncState
@@ -122,6 +123,8 @@ def _error_json(exc: BaseException, diagnosis: Diagnosis | None = None) -> JSONO
         out["operation_id"] = exc.operation_id
         detail: JSONValue = exc.detail
         out["detail"] = detail
+    if isinstance(exc, SourceGuardError):
+        out["reason"] = exc.reason  # empty, shrink or unknown (the metrics' guard label)
     if diagnosis is not None:
         out["diagnosis"] = diagnosis.summary
     return out
