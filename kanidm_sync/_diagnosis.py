@@ -150,7 +150,7 @@ class Diagnosis:
 
     def _templated(self) -> bool:
         # Only candidates, several of them: one rule as a template, not one per entry.
-        return bool(self.rule_template) and not self.narrowed
+        return bool(self.rule_template) and not self.narrowed and bool(self.suspects)
 
     def _rules_intro(self) -> str:
         if not self._templated():

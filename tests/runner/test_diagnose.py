@@ -182,3 +182,17 @@ def test_new_value_held_by_an_unchanged_entry_of_the_account_is_named() -> None:
     d = diagnose(UNIQUE_NAME, changeset(person(2, name="user1")), known=known)
     assert [pid(2)] == [s.id for s in d.suspects]
     assert str(pid(1)) in d.suspects[0].reason
+
+
+def test_a_template_without_suspects_renders() -> None:
+    """A hand-made diagnosis with a rule template and no suspect renders (no IndexError)."""
+    from kanidm_sync import Diagnosis
+
+    diagnosis = Diagnosis(
+        error="attributeuniqueness",
+        summary="a value is taken",
+        rule_template="[exclude]\nids = []\n",
+        narrowed=False,
+    )
+    assert "a value is taken" in diagnosis.to_text()
+    assert "a value is taken" in diagnosis._repr_html_()
