@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import pathlib
 import tomllib
 from collections.abc import Callable, Mapping
@@ -34,7 +35,16 @@ __all__ = ["SOURCE_TYPES", "CronSpec", "RunConfig", "load_run_config"]
 SOURCE_TYPES: Final = ("ldif", "csv", "json", "ldap", "freeipa")
 
 _TOP: Final = ("kanidm", "source", "rules", "guards", "schedule", "state")
-_KANIDM: Final = ("url", "sync_token", "sync_token_file", "ca_path", "insecure_http", "account")
+_KANIDM: Final = (
+    "url",
+    "sync_token",
+    "sync_token_file",
+    "sync_token_credential",
+    "ca_path",
+    "insecure_http",
+    "account",
+)
+_TOKEN_KEYS: Final = ("sync_token_file", "sync_token_credential", "sync_token")
 _GUARDS: Final = (
     "max_delete_count",
     "max_delete_fraction",
@@ -302,6 +312,39 @@ def _read_token(path: pathlib.Path, where: str) -> str:
     return token
 
 
+def _credential(value: object, where: str) -> pathlib.Path:
+    """``[kanidm] sync_token_credential``: a file of systemd's credentials directory."""
+    key = f"{where}: [kanidm] sync_token_credential"
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value:
+        raise ConfigError(
+            f"{key} must be a credential's name (LoadCredential=NAME:FILE names it), not {value!r}"
+        )
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(
+            f"{key} = {value!r} needs $CREDENTIALS_DIRECTORY, which systemd sets for a "
+            f"service with LoadCredential={value}:FILE (docs/deploy.md); elsewhere use "
+            "sync_token_file"
+        )
+    return pathlib.Path(directory) / value
+
+
+def _token(kanidm: Mapping[str, object], base: pathlib.Path, where: str) -> str:
+    given = [key for key in _TOKEN_KEYS if key in kanidm]
+    if len(given) > 1:
+        raise ConfigError(f"{where}: [kanidm] has both {given[0]} and {given[1]}; keep one")
+    if "sync_token_file" in kanidm:
+        token_file = _resolve(base, kanidm["sync_token_file"], f"{where}: [kanidm] sync_token_file")
+        return _read_token(token_file, where)
+    if "sync_token_credential" in kanidm:
+        return _read_token(_credential(kanidm["sync_token_credential"], where), where)
+    if isinstance(kanidm.get("sync_token"), str) and kanidm["sync_token"]:
+        return str(kanidm["sync_token"]).strip()
+    raise ConfigError(
+        f"{where}: [kanidm] needs sync_token_file (or sync_token_credential, or sync_token)"
+    )
+
+
 def load_run_config(
     path: str | pathlib.Path,
     *,
@@ -347,13 +390,7 @@ def load_run_config(
     the_url = url or kanidm.get("url")
     if not isinstance(the_url, str) or not the_url:
         raise ConfigError(f"{where}: [kanidm] url is required (the Kanidm origin)")
-    if "sync_token_file" in kanidm:
-        token_file = _resolve(base, kanidm["sync_token_file"], f"{where}: [kanidm] sync_token_file")
-        token = _read_token(token_file, where)
-    elif isinstance(kanidm.get("sync_token"), str) and kanidm["sync_token"]:
-        token = str(kanidm["sync_token"]).strip()
-    else:
-        raise ConfigError(f"{where}: [kanidm] needs sync_token_file (or sync_token)")
+    token = _token(kanidm, base, where)
     insecure = kanidm.get("insecure_http", False)
     if not isinstance(insecure, bool):
         raise ConfigError(f"{where}: [kanidm] insecure_http must be true or false")

@@ -1,8 +1,8 @@
 """The ``kanidm-sync`` command: argument parsing, dispatch, and the one place errors end.
 
-Owns: the parser (stdlib argparse), the options every command shares, logging setup, and
-turning an exception into one error line, a hint and an exit code (docs/cli.md). A
-traceback is shown only with ``--debug``.
+Owns: the parser (stdlib argparse), the options every command shares, logging setup (text,
+or one JSON object per line with ``--log-format json``), and turning an exception into one
+error line, a hint and an exit code (docs/cli.md). A traceback is shown only with ``--debug``.
 
 Must not: talk to Kanidm itself (the command modules do), or print a secret.
 """
@@ -28,9 +28,18 @@ from .._exceptions import (
 )
 from .._guards import DeletionGuardError, GuardError, SourceGuardError
 from .._lock import ConcurrentRunError
+from .._logjson import JsonFormatter, LogContext
 from .._version import __version__
 from . import _account, _demo, _run
-from ._output import EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, Output, Refused, UsageError
+from ._output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Output,
+    Refused,
+    UsageError,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -46,6 +55,13 @@ def _common(*, top: bool) -> argparse.ArgumentParser:
             "--debug", action="store_true", help="show library logs and tracebacks on errors"
         ),
         group.add_argument("-q", "--quiet", action="store_true", help="print no notes on stderr"),
+        group.add_argument(
+            "--log-format",
+            choices=("text", "json"),
+            default="text",
+            help="how lines on stderr look: text (default), or json (one JSON object per "
+            "line: time, level, logger, message, run_id, account, phase, counts)",
+        ),
     ]
     if not top:
         # The output options work before and after the command name. A subcommand's
@@ -84,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(debug: bool, out: Output) -> None:
     logger = logging.getLogger("kanidm_sync")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("kanidm-sync: %(levelname)s %(name)s: %(message)s"))
+    if out.log_json:
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(out.log_context)
+    else:
+        handler.setFormatter(logging.Formatter("kanidm-sync: %(levelname)s %(name)s: %(message)s"))
     if debug:
         logger.setLevel(logging.DEBUG)
     else:
@@ -185,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 success, 1 failure, 2 usage or configuration error, 3 refused
-        (a guard, local validation, or no confirmation).
+        (a guard, local validation, or no confirmation), 130 interrupted (Ctrl-C).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -195,21 +215,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=getattr(args, "progress", False)
         or (hasattr(args, "progress") and sys.stderr.isatty() and not args.quiet),
         quiet=args.quiet,
+        log_json=args.log_format == "json",
+        log_context=LogContext(),
     )
     _setup_logging(args.debug, out)
     handler: Handler = args.handler
     try:
         return handler(args, out)
     except KeyboardInterrupt:
-        print("kanidm-sync: interrupted", file=sys.stderr)
-        return 130
+        if out.log_json:
+            out.event("error", "interrupted")
+        else:
+            print("kanidm-sync: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as exc:
         if args.debug:
             # The traceback, then the usual report: the exit status (docs/cli.md) and the
             # --json document must not change because --debug was given.
-            traceback.print_exc(file=sys.stderr)
+            if out.log_json:
+                out.event("error", "traceback", exception=traceback.format_exc())
+            else:
+                traceback.print_exc(file=sys.stderr)
         return _report(exc, out)
 
 

@@ -1,7 +1,8 @@
 """How the command line talks: results on stdout, everything else on stderr.
 
 Owns: :class:`Output` (text or ``--json`` results, notes, progress lines, the one-line error
-with its hint), the exit codes, and :func:`error_json` (an exception as JSON without secrets).
+with its hint; with ``--log-format json`` every stderr line is a JSON object instead), the
+exit codes, and :func:`error_json` (an exception as JSON without secrets).
 
 Must not: decide anything about Kanidm or a source; print a secret. The only secret that
 ever reaches stdout is the token ``account generate-token`` was asked to print, and it goes
@@ -16,14 +17,17 @@ from collections.abc import Sequence
 from typing import Final, TextIO
 
 from .._exceptions import APIStatusError, KanidmSyncError, ValidationError
+from .._logjson import LogContext, json_line
 from .._report import Progress
 from .._types import JSONObject, JSONValue
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_USAGE",
+    "LOGGER",
     "Output",
     "Refused",
     "UsageError",
@@ -39,6 +43,11 @@ EXIT_USAGE: Final = 2
 """Wrong arguments or a wrong configuration file (argparse uses 2 as well)."""
 EXIT_REFUSED: Final = 3
 """Refused before anything was sent: a guard, local validation, or no confirmation."""
+EXIT_INTERRUPTED: Final = 130
+"""Interrupted by Ctrl-C (SIGINT) during a run (a second one, under ``run --schedule``)."""
+
+LOGGER: Final = "kanidm_sync.cli"
+"""The logger name of the command line's own lines in ``--log-format json``."""
 
 _HINT_MARK: Final = " (hint: "
 
@@ -115,6 +124,10 @@ class Output:
         quiet: print no notes (results and errors still).
         stdout: the result stream.
         stderr: the stream for notes, progress and errors.
+        log_json: write every line on stderr as one JSON object (``--log-format json``),
+            with the fields ``log_context`` knows (run id, account, phase).
+        log_context: the fields the command knows at the moment, shared with the
+            library's log handler.
     """
 
     def __init__(
@@ -125,10 +138,14 @@ class Output:
         quiet: bool = False,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
+        log_json: bool = False,
+        log_context: LogContext | None = None,
     ) -> None:
         self.json_mode = json_mode
         self.show_progress = progress
         self.quiet = quiet
+        self.log_json = log_json
+        self.log_context = log_context if log_context is not None else LogContext()
         self.context: JSONObject = {}
         """Extra keys for the ``--json`` error document (a failed run's report)."""
         self._out = stdout if stdout is not None else sys.stdout
@@ -162,9 +179,7 @@ class Output:
         Args:
             text: the remark.
         """
-        if not self.quiet:
-            print(text, file=self._err)
-            self._err.flush()
+        self.event("info", text)
 
     def warn(self, text: str) -> None:
         """A warning on stderr, shown even with ``--quiet``.
@@ -172,7 +187,35 @@ class Output:
         Args:
             text: the warning.
         """
-        print(f"kanidm-sync: warning: {text}", file=self._err)
+        self.event("warning", text)
+
+    def event(self, level: str, text: str, **fields: object) -> None:
+        """A line on stderr: ``text`` as it is, or a JSON object with ``fields``.
+
+        ``info`` lines are notes (not shown with ``--quiet``); a warning or an error reads
+        ``kanidm-sync: warning: <text>`` or ``kanidm-sync: error: <text>`` in text form and
+        is always shown.
+
+        Args:
+            level: ``"info"``, ``"warning"`` or ``"error"``.
+            text: the line.
+            **fields: what a JSON line carries besides the message (``counts``,
+                ``outcome``, ...); the text form does not show them.
+        """
+        if level == "info" and self.quiet:
+            return
+        self._line(level, text, fields)
+
+    def _line(self, level: str, text: str, fields: dict[str, object]) -> None:
+        if self.log_json:
+            context = {k: v for k, v in self.log_context.fields.items() if k not in fields}
+            line = json_line(level, LOGGER, text, {**context, **fields})
+        elif level in ("warning", "error"):
+            line = f"kanidm-sync: {level}: {text}"
+        else:
+            line = text
+        # One write per line: the service's signal thread writes lines too.
+        self._err.write(line + "\n")
         self._err.flush()
 
     def error(
@@ -202,12 +245,21 @@ class Output:
         hint = hint or own_hint
         kind = type(exc).__name__ if isinstance(exc, KanidmSyncError) else ""
         prefix = f"{kind}: " if kind and kind not in message else ""
-        print(f"kanidm-sync: error: {prefix}{message}", file=self._err)
-        for line in details:
-            print(f"  {' '.join(line.split())}", file=self._err)
-        if hint:
-            print(f"  hint: {hint}", file=self._err)
-        self._err.flush()
+        if self.log_json:
+            self.event(
+                "error",
+                f"{prefix}{message}",
+                error_type=type(exc).__name__,
+                details=[" ".join(line.split()) for line in details] or None,
+                hint=hint or None,
+            )
+        else:
+            print(f"kanidm-sync: error: {prefix}{message}", file=self._err)
+            for line in details:
+                print(f"  {' '.join(line.split())}", file=self._err)
+            if hint:
+                print(f"  hint: {hint}", file=self._err)
+            self._err.flush()
         if self.json_mode:
             self.result("", {"ok": False, "error": error_json(exc, hint, raw), **self.context})
 
@@ -231,5 +283,15 @@ class Output:
             line = f"done: {event.message}"
         else:
             line = event.message or event.phase
+        if self.log_json:
+            # Asked for (--progress), so shown with --quiet too, as in text form.
+            fields: dict[str, object] = {
+                "phase": event.phase,
+                "done": event.done,
+                "total": event.total,
+                "entries": event.entries,
+            }
+            self._line("info", line, fields)
+            return
         print(f"kanidm-sync: {line}", file=self._err)
         self._err.flush()

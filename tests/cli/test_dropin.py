@@ -2,7 +2,7 @@
 
 Kanidm's own example files (tests/fixtures/kanidm-examples/) load with warnings only; a
 `run --schedule` started from such a file runs at the times of its `schedule` (UTC), and a
-`status_bind` the command does not serve is warned about.
+`status_bind` is served, loopback only (tests/cli/test_service.py).
 """
 
 from __future__ import annotations
@@ -94,13 +94,13 @@ def test_reference_files_schedule_is_what_run_schedule_follows(tmp_path: pathlib
 def test_run_schedule_from_a_reference_file_follows_its_cron(
     cli: Cli, server: Server, tmp_path: pathlib.Path
 ) -> None:
-    """`run --schedule` (no value) waits for the file's times; status_bind is warned about."""
+    """`run --schedule` (no value) waits for the file's times; status_bind is served."""
     pytest.importorskip("ldap", reason="the LDAP source needs python-ldap")
     account = server.fake.provision_sync_account("ldap_feed")
     config = tmp_path / "ldap-sync"
     config.write_text(
         LDAP_FILE.format(token=account.token)
-        + 'schedule = "* * * * * *"\nstatus_bind = "[::1]:12345"\n'
+        + 'schedule = "* * * * * *"\nstatus_bind = "127.0.0.1:0"\n'
     )
     result = cli(
         "run", "-c", str(config), "--schedule", "--max-runs", "1",
@@ -112,9 +112,8 @@ def test_run_schedule_from_a_reference_file_follows_its_cron(
         result.stderr,
     ), result.stderr
     assert re.search(r"Z run failed: SourceError", result.stderr), result.stderr
-    warnings = _warnings(result.stderr)
-    assert 1 == len(warnings), result.stderr
-    assert "status_bind = '[::1]:12345' is not served" in warnings[0]
+    assert [] == _warnings(result.stderr)
+    assert re.search(r"serving the status on http://127\.0\.0\.1:\d+/ ", result.stderr)
     assert "secret-password" not in result.stderr
     assert account.token not in result.stderr
     status = json.loads((tmp_path / "ldap-sync.state" / "status.json").read_text())
@@ -148,14 +147,13 @@ def test_run_schedule_follows_a_cron_in_schedule_table(
 def test_schedule_seconds_override_the_files_cron(tmp_path: pathlib.Path) -> None:
     """`--schedule SECONDS` is an interval even when the file names a cron expression."""
     from kanidm_sync._cli._main import build_parser
-    from kanidm_sync._cli._output import Output
-    from kanidm_sync._cli._run import _schedule
+    from kanidm_sync._cli._runbase import choose_schedule
 
     config = tmp_path / "ldap-sync"
     config.write_text(LDAP_FILE.format(token="t"))
     loaded = load_run_config(config, url="https://idm.example.com")
     args = build_parser().parse_args(["run", "-c", str(config), "--schedule", "30"])
-    chosen = _schedule(args, loaded, Output())
+    chosen = choose_schedule(args, loaded)
     assert type(chosen) is Schedule
     assert 30.0 == chosen.interval
 
