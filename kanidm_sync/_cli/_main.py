@@ -110,10 +110,13 @@ def _setup_logging(debug: bool, out: Output) -> None:
     else:
         logger.setLevel(logging.WARNING)
 
-        # The runner logs a failed run and its diagnosis, and the configuration loaders
-        # what they ignored; the command prints both itself.
+        # The runner logs a failed run and its diagnosis, the configuration loaders what
+        # they ignored, and the status server a public address without a token; the
+        # command prints each itself, in its own words (its options).
         def _not_runner(record: logging.LogRecord) -> bool:
-            return not record.name.startswith(("kanidm_sync.runner", "kanidm_sync.config"))
+            return not record.name.startswith(
+                ("kanidm_sync.runner", "kanidm_sync.config", "kanidm_sync.service")
+            )
 
         handler.addFilter(_not_runner)
         if out.quiet:

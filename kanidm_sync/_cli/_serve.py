@@ -166,7 +166,7 @@ class _ServiceRunner(Runner):
     def reconfigure(
         self, *, client: Client, source: SourceAdapter, rules: Rules, guards: Guards
     ) -> None:
-        """Use these from the next run on.
+        """Use these from the next run on (the old source is closed when it can be).
 
         Args:
             client: the client (a new URL or token).
@@ -179,10 +179,15 @@ class _ServiceRunner(Runner):
         """
         if self.status.state == "running":
             raise RuntimeError("the configuration can only change between runs")
+        old = self._source
         self._client = client
         self._source = source
         self._rules = rules
         self._guards = guards
+        close = getattr(old, "close", None)  # a directory source may hold a connection
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
 
 
 def _schedule_key(schedule: Schedule) -> object:
@@ -234,7 +239,12 @@ class _Service:
     # --- the loop ----------------------------------------------------------------------------
 
     def loop(self) -> RunnerStatus:
-        """Run until stopped (a signal, or ``--max-runs``); the runner's final status."""
+        """Run until stopped (a signal, or ``--max-runs``); the runner's final status.
+
+        The loop feeds the status server itself rather than through ``run_forever``'s
+        ``status_server=``: a reload that changes the schedule starts ``run_forever`` again,
+        and the server must not see the loop stop and start in between.
+        """
         if self.server is not None:
             self.server.loop_started(self.schedule)
         remaining = self.args.max_runs
