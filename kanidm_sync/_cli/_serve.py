@@ -226,6 +226,14 @@ class _Service:
             # The page shows a run in progress (the runner's state "running").
             self.phases.on_run_start = lambda: server.observe(self.runner.status)
         self.earlier = earlier_status(config)
+        if server is not None and self.earlier.get("state") == "interrupted":
+            # The last process was cut short during a run (a second Ctrl-C): say so on the
+            # page until this process's first run has re-read Kanidm's state.
+            server.add_note(
+                f"the run at {self.earlier.get('last_run_at')} was interrupted: its apply "
+                "may have committed, in whole or in part; the next run re-reads Kanidm's "
+                "state and converges"
+            )
         self.seen = 0
         self.loaded_at = _now_text()
         # Set by the signal watcher thread, read by the loop.

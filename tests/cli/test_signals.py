@@ -74,6 +74,18 @@ def test_sigint_twice_interrupts_the_run(cli: Cli, server: Server, tmp_path: pat
     status = json.loads((tmp_path / "sync.state" / "status.json").read_text())
     assert "interrupted" == status["status"]["state"]
     assert 1 == status["status"]["failures"]
+    # The next service start says so on its page, and its first run converges.
+    (tmp_path / "directory.ldif").unlink()
+    (tmp_path / "directory.ldif").write_text(LDIF)
+    with Service(cli, _serve(config)) as service:
+        notes = service.until("the note", lambda d: bool(d["notes"]))["notes"]
+        assert isinstance(notes, list)
+        assert 1 == len(notes), notes
+        assert f"the run at {status['status']['last_run_at']} was interrupted" in notes[0]
+        service.wait_for(r"Z run applied: ")
+        service.signal(signal.SIGTERM)
+        assert 0 == service.finish()
+    assert server.fake.store.entry("bob") is not None
 
 
 def test_sigterm_while_waiting_stops_at_once(
