@@ -30,7 +30,7 @@ from types import FrameType
 import attrs
 
 from .._client import Client
-from .._exceptions import ConfigError, KanidmSyncError
+from .._exceptions import ConfigError
 from .._guards import Guards
 from .._rules import Rules
 from .._runner import Runner
@@ -228,7 +228,7 @@ class _Service:
         self.earlier = earlier_status(config)
         if server is not None and self.earlier.get("state") == "interrupted":
             # The last process was cut short during a run (a second Ctrl-C): say so on the
-            # page until this process's first run has re-read Kanidm's state.
+            # page; this process's first run re-reads Kanidm's state.
             server.add_note(
                 f"the run at {self.earlier.get('last_run_at')} was interrupted: its apply "
                 "may have committed, in whole or in part; the next run re-reads Kanidm's "
@@ -370,7 +370,7 @@ class _Service:
             schedule = choose_schedule(self.args, config)
             source = config.build_source()
             client = config.account.client()
-        except (KanidmSyncError, UsageError, OSError, ValueError) as exc:
+        except Exception as exc:  # whatever is wrong with the new files, the service goes on
             message = " ".join(str(exc).split()) or type(exc).__name__
             error = (
                 f"SIGHUP at {_now_text()}: the configuration was not reloaded: {message}; "
