@@ -158,9 +158,10 @@ class Service:
 class Fifo:
     """A named pipe standing in for a source file: each read waits for :meth:`feed`.
 
-    ``feed(text, times)`` hands ``text`` to the next ``times`` readers (in a thread: a
-    writer waits for its reader). Until then a run that reads the file is in progress,
-    blocked in the source.
+    ``feed(text)`` hands ``text`` to the next reader (in a thread: a writer waits for its
+    reader). Until then a run that reads the file is in progress, blocked in the source.
+    Feed again only after that read is over (the run's line is out): two writers at once
+    could hand one reader both texts.
     """
 
     def __init__(self, path: pathlib.Path) -> None:
@@ -171,31 +172,27 @@ class Fifo:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def feed(self, text: str, times: int = 1) -> None:
-        """Let the next ``times`` reads return ``text``."""
-        thread = threading.Thread(target=self._write, args=(text, times), daemon=True)
+    def feed(self, text: str) -> None:
+        """Let the next read return ``text``."""
+        thread = threading.Thread(target=self._write, args=(text,), daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    def _write(self, text: str, times: int) -> None:
-        for _ in range(times):
-            while not self._stop.is_set():
-                try:
-                    fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-                except OSError as exc:
-                    if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                        raise
-                    time.sleep(0.01)
-                    continue
-                try:
-                    os.set_blocking(fd, True)
-                    os.write(fd, text.encode("utf-8"))
-                finally:
-                    os.close(fd)
-                # The reader sees the end of the file once the writer closes; wait for it
-                # to close its end before the next write, or that write would join this read.
-                time.sleep(0.2)
-                break
+    def _write(self, text: str) -> None:
+        while not self._stop.is_set():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(0.01)
+                continue
+            try:
+                os.set_blocking(fd, True)
+                os.write(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)  # the reader sees the end of the file
+            return
 
     def close(self) -> None:
         """Stop the writers that still wait for a reader."""
