@@ -19,7 +19,6 @@ from .._guards import GuardError
 from .._proto._state import ActiveState
 from .._runner import Runner
 from .._types import JSONObject
-from . import _serve
 from ._config import RunConfig
 from ._output import EXIT_FAILED, EXIT_OK, Output
 from ._runbase import (
@@ -37,6 +36,7 @@ from ._runbase import (
     state_text,
     write_status,
 )
+from ._serve import add_options, check_options, serve
 
 __all__ = ["add_parsers", "merge_status", "report_text"]
 
@@ -86,10 +86,10 @@ def _run_once(args: argparse.Namespace, config: RunConfig, client: Client, out: 
 
 
 def _run(args: argparse.Namespace, out: Output) -> int:
-    _serve.check_options(args)
+    check_options(args)
     config = load(args, out)
     if args.schedule is not None:
-        return _serve.serve(args, config, out)
+        return serve(args, config, out)
     with state_lock(config), config.account.client() as client:
         return _run_once(args, config, client, out)
 
@@ -191,7 +191,7 @@ def add_parsers(
     )
     p.add_argument("--max-runs", type=int, metavar="N", help="with --schedule: stop after N runs")
     p.add_argument("--progress", action="store_true", help="print progress on stderr")
-    _serve.add_options(p)
+    add_options(p)
     p.set_defaults(handler=_run)
 
     p = commands.add_parser(
