@@ -127,8 +127,10 @@ class DecodeError(ProtocolError):
             ``("$.entries[3].mail[0].value", "expected a string")``.
     """
 
+    errors: tuple[tuple[str, str], ...]
+
     def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        self.errors: tuple[tuple[str, str], ...] = tuple(errors)
+        self.errors = tuple(errors)
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -144,6 +146,8 @@ class ValidationError(KanidmSyncError):
     Attributes:
         report: the full :class:`~kanidm_sync.ValidationReport`, every problem in it.
     """
+
+    report: ValidationReport
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
@@ -170,9 +174,14 @@ class APIError(KanidmSyncError):
     """Something went wrong talking to Kanidm.
 
     Attributes:
+        message: the message (the same text as ``str(exc)``).
         method: the HTTP method of the request, when there was one.
         url: the request URL (never carries credentials).
     """
+
+    message: str
+    method: str | None
+    url: str | None
 
     def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
         super().__init__(message)
@@ -207,6 +216,8 @@ class NotAppliedError(APIError):
         state: the :data:`~kanidm_sync.SyncState` Kanidm reported.
     """
 
+    state: SyncState | None
+
     def __init__(
         self,
         message: str,
@@ -235,6 +246,8 @@ class ApplyOutcomeUnknownError(APIError):
             re-read failed too.
     """
 
+    state: SyncState | None
+
     def __init__(
         self,
         message: str,
@@ -259,6 +272,9 @@ class LoginError(APIError):
         offered: the mechanisms or credentials the server offered, when that matters.
     """
 
+    reason: str
+    offered: tuple[str, ...]
+
     def __init__(
         self,
         message: str,
@@ -270,7 +286,7 @@ class LoginError(APIError):
     ) -> None:
         super().__init__(message, method=method, url=url)
         self.reason = reason
-        self.offered: tuple[str, ...] = tuple(offered)
+        self.offered = tuple(offered)
 
 
 class APIStatusError(APIError):
@@ -285,6 +301,12 @@ class APIStatusError(APIError):
         detail: the variant's payload (``"Unsupported attribute conversion - member"``,
             ``{"missingmustattribute": ["displayname"]}``), or ``None`` for unit variants.
     """
+
+    status_code: int
+    operation_id: str | None
+    body: str
+    variant: str | None
+    detail: JSONValue
 
     def __init__(
         self,
@@ -387,6 +409,8 @@ class UniquenessError(DataError):
         conflicting_attributes: the attribute names Kanidm reported (``("name",)``).
     """
 
+    conflicting_attributes: tuple[str, ...]
+
     def __init__(
         self,
         message: str,
@@ -410,7 +434,7 @@ class UniquenessError(DataError):
             method=method,
             url=url,
         )
-        self.conflicting_attributes: tuple[str, ...] = tuple(conflicting_attributes)
+        self.conflicting_attributes = tuple(conflicting_attributes)
 
 
 class InvalidEntryStateError(DataError):

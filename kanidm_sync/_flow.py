@@ -115,6 +115,9 @@ class _RunnerCore:
         self._validate = validate
         self._status = RunnerStatus()
         self._warned_no_record = False
+        # Inside run_forever, where a failed run's exception is not seen by any caller:
+        # failures are logged at WARNING and diagnoses at ERROR (else at INFO).
+        self._in_loop = False
         self._fetch_seconds: float | None = None  # of the run in progress
 
     @property
@@ -419,7 +422,9 @@ class _RunnerCore:
             record_path=self._store.path is not None,
             record=known is not None,
         )
-        _log.error("%s", diagnosis.to_text())
+        # The caller of run_once() gets the diagnosis with the exception (run_report): a
+        # handled outcome, logged at INFO. Inside run_forever nobody else sees it.
+        _log.log(logging.ERROR if self._in_loop else logging.INFO, "%s", diagnosis.to_text())
         return _Diagnosed(exc, diagnosis, sent, size, plan)
 
     def _send(
@@ -620,7 +625,13 @@ class _RunnerCore:
     ) -> RunReport:
         plan = planned.plan if planned is not None else None
         before = plan.from_state if plan is not None else seen
-        _log.warning("run %s: %s: %s", outcome, type(exc).__name__, exc)
+        _log.log(
+            logging.WARNING if self._in_loop else logging.INFO,
+            "run %s: %s: %s",
+            outcome,
+            type(exc).__name__,
+            exc,
+        )
         return self._report(
             outcome=outcome,
             started=started,

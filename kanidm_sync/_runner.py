@@ -239,6 +239,7 @@ class Runner(_RunnerCore):
         """
         if status_server is not None:
             status_server.loop_started(schedule)
+        self._in_loop = True
         try:
             for delay in self._schedule_flow(schedule, stop, max_runs, random):
                 if delay is None:
@@ -252,6 +253,7 @@ class Runner(_RunnerCore):
                     sleep(delay)
             self._stopped()
         finally:
+            self._in_loop = False
             if status_server is not None:
                 status_server.observe(self._status)
                 status_server.loop_stopped()
@@ -414,6 +416,7 @@ class AsyncRunner(_RunnerCore):
         """
         if status_server is not None:
             status_server.loop_started(schedule)
+        self._in_loop = True
         try:
             for delay in self._schedule_flow(schedule, stop, max_runs, random):
                 if delay is None:
@@ -427,6 +430,7 @@ class AsyncRunner(_RunnerCore):
                     await sleep(delay)
             self._stopped()
         finally:
+            self._in_loop = False
             if status_server is not None:
                 status_server.observe(self._status)
                 status_server.loop_stopped()

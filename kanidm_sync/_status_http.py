@@ -134,7 +134,8 @@ def check_token(token: str | None) -> bytes | None:
     if len(token) < MIN_TOKEN:
         raise ConfigError(
             f"the status server's token is {len(token)} characters long: use at least "
-            f"{MIN_TOKEN} (kanidm-sync generate-token makes one)"
+            f"{MIN_TOKEN}, random (for example: python -c "
+            '"import secrets; print(secrets.token_urlsafe(32))")'
         )
     return token.encode("ascii")
 

@@ -215,6 +215,18 @@ class StatusServer:
             self._schedule = describe_schedule(schedule)
             self._interval = schedule.interval if schedule is not None else None
 
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Change the schedule (a reloaded configuration) without restarting the loop.
+
+        Args:
+            schedule: the new schedule (its interval is readiness's unit), or ``None``.
+        """
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a Schedule or None, not {type(schedule).__name__}")
+        with self._lock:
+            self._schedule = describe_schedule(schedule)
+            self._interval = schedule.interval if schedule is not None else None
+
     def observe(self, status: RunnerStatus) -> None:
         """Take the runner's status: after each run, and whenever its next run moves.
 

@@ -273,7 +273,8 @@ class _Service:
                 # The new schedule counts its first interval from the reload.
                 schedule = attrs.evolve(self.schedule, run_immediately=False)
                 if self.server is not None:
-                    self.server.loop_started(self.schedule)
+                    # Readiness follows the new interval; the loop did not restart.
+                    self.server.set_schedule(self.schedule)
         except KeyboardInterrupt:
             self._interrupted()
             raise

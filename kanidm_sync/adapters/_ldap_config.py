@@ -118,8 +118,9 @@ class LdapConfig:
         schedule: when the reference daemon runs, a cron expression (checked when read;
             :attr:`cron` is its parsed form, which ``kanidm-sync run --schedule``
             follows).
-        status_bind: the status listener address of the reference daemon (not served by
-            kanidm-sync yet; its command line warns).
+        status_bind: the status listener address: ``kanidm-sync run --schedule`` serves
+            the status endpoints there, as ``--listen`` would (loopback only unless
+            ``--listen-public``).
         ldap_uri: ``ldap://`` or ``ldaps://`` URI of one specific server.
         ldap_ca: path of a PEM CA file, the only trust root when set.
         ldap_verify_ca: ``False`` disables certificate checks (ignored with ``ldap_ca``).
@@ -239,8 +240,9 @@ class IpaConfig:
         schedule: when the reference daemon runs, a cron expression (checked when read;
             :attr:`cron` is its parsed form, which ``kanidm-sync run --schedule``
             follows).
-        status_bind: the status listener address of the reference daemon (not served by
-            kanidm-sync yet; its command line warns).
+        status_bind: the status listener address: ``kanidm-sync run --schedule`` serves
+            the status endpoints there, as ``--listen`` would (loopback only unless
+            ``--listen-public``).
         ipa_uri: ``ldap://`` or ``ldaps://`` URI of one specific FreeIPA replica.
         ipa_ca: path of a PEM CA file (on IPA: ``/etc/ipa/ca.crt``).
         ipa_verify_ca: ``False`` disables certificate checks (ignored with ``ipa_ca``).

@@ -104,3 +104,21 @@ def test_bad_ready_intervals_are_refused(value: object) -> None:
     """ready_intervals must be a positive number."""
     with pytest.raises(ConfigError, match="ready_intervals"):
         StatusServer(ready_intervals=value)  # type: ignore[arg-type]
+
+
+def test_set_schedule_changes_readiness_without_restarting_the_loop() -> None:
+    """A reload's new schedule reaches /readyz; started_at stays (the loop did not stop)."""
+    import datetime as dt
+
+    from kanidm_sync import Schedule, StatusServer
+
+    times = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    server = StatusServer(clock=lambda: times[-1])
+    server.loop_started(Schedule(interval=60))
+    started = server.snapshot().started_at
+    times.append(times[-1] + dt.timedelta(seconds=30))
+    server.set_schedule(Schedule(interval=600))
+    snapshot = server.snapshot()
+    assert 600 == snapshot.interval
+    assert started == snapshot.started_at
+    assert snapshot.alive
