@@ -14,7 +14,6 @@ do), compute diffs (``_plan``), split requests (``_chunk``) or decide guards
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import logging
 import os
 import pathlib
@@ -31,14 +30,13 @@ from ._chunk import (
     is_keep_alive,
     parse_chunk_cookie,
 )
-from ._diagnose import Diagnosis, diagnose
+from ._diagnose import diagnose
 from ._effects import (
     ProgressCallback,
     StalePlanError,
     _Apply,
     _Diagnosed,
     _Effect,
-    _error_json,
     _Fetch,
     _GetState,
     _LoadKnown,
@@ -55,6 +53,7 @@ from ._exceptions import (
     UniquenessError,
     ValidationError,
 )
+from ._flow_report import _Reporting
 from ._flow_support import (
     _baseline,
     _carry,
@@ -70,7 +69,7 @@ from ._proto._changeset import ChangeSet
 from ._proto._report import ValidationReport
 from ._proto._state import ActiveState, RefreshState, SyncState
 from ._record import _RecordStore
-from ._report import Progress, RunOutcome, RunReport
+from ._report import Progress, RunReport
 from ._rules import Rules
 from ._schedule import RunnerStatus, Schedule
 from .adapters._protocols import (
@@ -90,7 +89,7 @@ def _to_send(plan: Plan) -> int:
     return len({e.id for r in plan.requests for e in r.entries if not is_keep_alive(e)})
 
 
-class _RunnerCore:
+class _RunnerCore(_Reporting):
     """Everything both runners share: configuration, status, and the flows."""
 
     def __init__(
@@ -565,127 +564,3 @@ class _RunnerCore:
             if max_runs is not None and runs >= max_runs:
                 return
             delay = schedule.next_delay(self._status.consecutive_failures, draw)
-
-    # --- reports and status ----------------------------------------------------------------
-
-    def _report(
-        self,
-        *,
-        outcome: RunOutcome,
-        started: _dt.datetime,
-        t0: float,
-        state_before: SyncState | None,
-        state_after: SyncState | None,
-        planned: _Planned | None,
-        sent: int = 0,
-        size: int = 0,
-        error: BaseException | None = None,
-        diagnosis: Diagnosis | None = None,
-    ) -> RunReport:
-        plan = planned.plan if planned is not None else None
-        counts: dict[str, int] = dict(plan.counts) if plan is not None else {}
-        if plan is not None:
-            # Each entry once: an entry released first is sent again with its own values.
-            counts["sent"] = len(
-                {
-                    e.id
-                    for r in plan.pending_requests[:sent]
-                    for e in r.entries
-                    if not is_keep_alive(e)
-                }
-            )
-        return RunReport(
-            outcome=outcome,
-            started_at=started,
-            finished_at=_now(),
-            duration=time.monotonic() - t0,
-            state_before=state_before,
-            state_after=state_after,
-            counts=counts,
-            requests_sent=sent,
-            requests_total=len(plan.requests) if plan is not None else 0,
-            bytes_sent=size,
-            changes=plan.changes if plan is not None else (),
-            warnings=planned.warnings if planned is not None else (),
-            error=None if error is None else _error_json(error, diagnosis),
-            diagnosis=diagnosis,
-            base_note=plan.base_note if plan is not None else "",
-            fetch_seconds=self._fetch_seconds,
-        )
-
-    def _failure(
-        self,
-        started: _dt.datetime,
-        t0: float,
-        planned: _Planned | None,
-        exc: BaseException,
-        wrapped: _Diagnosed | None,
-        outcome: RunOutcome = "failed",
-        seen: SyncState | None = None,
-    ) -> RunReport:
-        plan = planned.plan if planned is not None else None
-        before = plan.from_state if plan is not None else seen
-        _log.log(
-            logging.WARNING if self._in_loop else logging.INFO,
-            "run %s: %s: %s",
-            outcome,
-            type(exc).__name__,
-            exc,
-        )
-        return self._report(
-            outcome=outcome,
-            started=started,
-            t0=t0,
-            state_before=before,
-            state_after=None,
-            planned=planned,
-            sent=wrapped.sent if wrapped is not None else 0,
-            size=wrapped.size if wrapped is not None else 0,
-            error=exc,
-            diagnosis=wrapped.diagnosis if wrapped is not None else None,
-        )
-
-    def _record(self, report: RunReport) -> None:
-        s = self._status
-        when = report.finished_at
-        if report.ok:
-            self._status = attrs.evolve(
-                s,
-                state="ok",
-                runs=s.runs + 1,
-                consecutive_failures=0,
-                last_run_at=when,
-                last_success_at=when,
-                last_report=report,
-            )
-        else:
-            error = report.error or {}
-            self._status = attrs.evolve(
-                s,
-                state="failing",
-                runs=s.runs + 1,
-                failures=s.failures + 1,
-                consecutive_failures=s.consecutive_failures + 1,
-                last_run_at=when,
-                last_error_at=when,
-                last_error=f"{error.get('type')}: {error.get('message')}",
-                last_error_detail={
-                    **error,
-                    **(
-                        {"diagnosis": report.diagnosis.to_dict()}
-                        if report.diagnosis is not None
-                        else {}
-                    ),
-                },
-                last_report=report,
-            )
-
-    def _set_next_run(self, delay: float) -> None:
-        self._status = attrs.evolve(self._status, next_run_at=_now() + _dt.timedelta(seconds=delay))
-
-    def _stopped(self) -> None:
-        # The loop ended: no run is due any more.
-        self._status = attrs.evolve(self._status, next_run_at=None)
-
-    def _begin(self) -> None:
-        self._status = attrs.evolve(self._status, state="running")
