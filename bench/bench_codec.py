@@ -1,9 +1,14 @@
-"""Benchmark the JSON codec: encode and decode a ChangeSet of 100,000 persons and 10,000 groups.
+"""Benchmark the JSON codec: encode and decode a ChangeSet against json.dumps / json.loads.
 
-Prints the encode time, the floor (``json.dumps`` of equivalent dicts built before timing),
-their ratio (target <= 2.0, issue 2 part 7), the decode time and peak memory.
+For each size (``--sizes``, default 10,000, 100,000 and 200,000 entries: 10 persons for each
+group; each size in a fresh process), times ``ChangeSet.from_json`` against ``json.loads`` of
+the same bytes and ``ChangeSet.to_json`` against ``json.dumps`` of the same JSON as plain dicts
+(built before timing), with the garbage collector on and paused (best and median of
+``--repeat`` runs), and the peak of Python allocations (tracemalloc) of each call. Targets
+(issue 15): decode <= 3x ``json.loads``, encode <= 1.3x ``json.dumps`` (GC on).
 
-Run: ``.venv/bin/python bench/bench_codec.py [--persons N] [--groups N] [--repeat N]``.
+Run: ``.venv/bin/python bench/bench_codec.py [--sizes 10000,100000,200000 | --quick]
+[--repeat N] [--naive]``.
 """
 
 from __future__ import annotations
@@ -11,12 +16,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
+import pathlib
 import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -32,7 +36,23 @@ from kanidm_sync import (
     RetainIgnore,
     SshPublicKey,
 )
-from kanidm_sync._proto._codec import encode_changeset
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _measure import (
+    MIB,
+    add_size_arguments,
+    emit_result,
+    environment,
+    print_table,
+    run_sizes,
+    sizes_of,
+    time_both,
+    time_call,
+    verdict,
+)
+
+DECODE_TARGET = 3.0  # issue 15: decode <= 3x json.loads of the same bytes
+ENCODE_TARGET = 1.3  # issue 15: encode <= 1.3x json.dumps of the same JSON as dicts
 
 SSH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGB1FtnsJVH3aJk9bVx2hbQmU0cYqkqQvFqK9gVvX5dA user@host"
@@ -120,72 +140,105 @@ def naive_encode(cs: ChangeSet) -> bytes:
     return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    """The best wall time of ``repeat`` runs (GC disabled while timing, as timeit does)."""
-    best = float("inf")
-    for _ in range(repeat):
+def measure(size: int, repeat: int, naive: bool) -> dict[str, Any]:
+    """Measure encode and decode of a ``size``-entry ChangeSet (in this fresh process)."""
+    groups = size // 11
+    persons = size - groups
+    t0 = time.perf_counter()
+    cs = build_changeset(persons, groups)
+    print(f"built {persons:,} persons + {groups:,} groups in {time.perf_counter() - t0:.2f} s")
+    data = cs.to_json()
+    if ChangeSet.from_json(data) != cs:
+        raise SystemExit("round trip failed: decode(encode(x)) != x")
+    # The floors: json.loads of the same bytes; json.dumps of the same JSON as plain dicts.
+    prebuilt = json.loads(data)
+
+    def dumps_floor() -> bytes:
+        return json.dumps(prebuilt, separators=(",", ":"), ensure_ascii=False).encode()
+
+    if dumps_floor() != data:
+        raise SystemExit("the json.dumps floor does not produce the same bytes")
+    result: dict[str, Any] = {"size": size, "body": len(data)}
+    for name, ours, floor in (
+        ("decode", lambda: ChangeSet.from_json(data), lambda: json.loads(data)),
+        ("encode", cs.to_json, dumps_floor),
+    ):
+        ours_on, ours_off = time_both(ours, repeat)
+        floor_on, floor_off = time_both(floor, repeat)
+        result[name] = {
+            "ours_on": ours_on.as_dict(),
+            "ours_off": ours_off.as_dict(),
+            "floor_on": floor_on.as_dict(),
+            "floor_off": floor_off.as_dict(),
+        }
+        print(
+            f"{name}: ours {ours_on.best:.3f}/{ours_on.median:.3f} s (GC on, best/median), "
+            f"{ours_off.best:.3f}/{ours_off.median:.3f} s (GC paused); floor "
+            f"{floor_on.best:.3f}/{floor_on.median:.3f} s (GC on), "
+            f"{floor_off.best:.3f}/{floor_off.median:.3f} s (GC paused)"
+        )
+    if naive:
+        if naive_encode(cs) != data:
+            raise SystemExit("the naive reference encoder does not produce the same bytes")
+        t = time_call(lambda: naive_encode(cs), repeat)
+        print(f"naive asdict encode (reference): {t.best:.3f} s (GC on, best)")
+    # Memory: the Python allocations of each call (tracemalloc), above what was held before.
+    for name, fn in (("decode", lambda: ChangeSet.from_json(data)), ("encode", cs.to_json)):
         gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        finally:
-            gc.enable()
-    return best
+        tracemalloc.start()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        result[name]["traced_peak"] = peak
+    return result
 
 
 def main() -> None:
-    """Run the benchmark and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    """Run the benchmark for each size (a fresh process each) and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_size_arguments(parser, repeat=3)
+    parser.add_argument("--naive", action="store_true", help="also time the naive reference")
     args = parser.parse_args()
-
-    print(f"Python {platform.python_version()} on {platform.machine()}, {sys.platform}")
-    t0 = time.perf_counter()
-    cs = build_changeset(args.persons, args.groups)
-    built = time.perf_counter() - t0
-    print(f"built {args.persons} persons + {args.groups} groups in {built:.2f} s")
-
-    # The floor: the same JSON, already as plain dicts in final key order, built before timing.
-    prebuilt = json.loads(cs.to_json())
-
-    def floor_run() -> bytes:
-        return json.dumps(prebuilt, separators=(",", ":"), ensure_ascii=False).encode()
-
-    floor = best_of(args.repeat, floor_run)
-    encode = best_of(args.repeat, cs.to_json)
-    to_dicts = best_of(args.repeat, lambda: encode_changeset(cs))
-    naive = best_of(args.repeat, lambda: naive_encode(cs))
-    if naive_encode(cs) != cs.to_json():
-        raise SystemExit("the naive reference encoder does not produce the same bytes")
-    data = cs.to_json()
-    decode = best_of(args.repeat, lambda: ChangeSet.from_json(data))
-
-    if ChangeSet.from_json(data) != cs:
-        raise SystemExit("round trip failed: decode(encode(x)) != x")
-
-    gc.collect()
-    tracemalloc.start()
-    cs.to_json()
-    _, encode_peak = tracemalloc.get_traced_memory()
-    tracemalloc.reset_peak()
-    ChangeSet.from_json(data)
-    _, decode_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-
-    mib = 1024 * 1024
-    print(f"payload            {len(data) / mib:8.1f} MiB")
-    print(f"floor (json.dumps) {floor:8.3f} s")
-    ratio = encode / floor
-    print(f"encode (to_json)   {encode:8.3f} s   ratio to floor {ratio:.2f} (target <= 2.0)")
-    print(f"  of which dicts   {to_dicts:8.3f} s")
-    print(f"naive asdict encode{naive:8.3f} s   ratio to floor {naive / floor:.2f} (reference)")
-    print(f"decode (from_json) {decode:8.3f} s")
-    print(f"peak memory        encode {encode_peak / mib:.0f} MiB (traced allocations)")
-    print(f"                   decode {decode_peak / mib:.0f} MiB (traced allocations)")
+    if args.one is not None:
+        emit_result(measure(args.one, args.repeat, args.naive))
+        return
+    print(environment())
+    extra = ["--repeat", str(args.repeat)] + (["--naive"] if args.naive else [])
+    results = run_sizes(__file__, sizes_of(args), extra)
+    rows = []
+    for r in results:
+        for name, limit in (("decode", DECODE_TARGET), ("encode", ENCODE_TARGET)):
+            f = r[name]
+            on = f["ours_on"]["best"] / f["floor_on"]["best"]
+            off = f["ours_off"]["best"] / f["floor_off"]["best"]
+            rows.append(
+                [
+                    f"{r['size']:,}",
+                    name,
+                    f"{f['ours_on']['best']:.3f} / {f['ours_on']['median']:.3f}",
+                    f"{f['floor_on']['best']:.3f} / {f['floor_on']['median']:.3f}",
+                    f"{on:.2f}",
+                    f"{off:.2f}",
+                    f"<= {limit} {verdict(on, limit)}",
+                    f"{f['traced_peak'] / MIB:.0f} ({f['traced_peak'] / r['body']:.1f}x)",
+                    f"{r['body'] / MIB:.1f}",
+                ]
+            )
+    print_table(
+        "Codec (bench/bench_codec.py)",
+        [
+            "entries",
+            "step",
+            "ours s, best / median (GC on)",
+            "floor s, best / median (GC on)",
+            "ratio (GC on)",
+            "ratio (GC paused)",
+            "target (GC on)",
+            "traced peak MiB (x body)",
+            "body MiB",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":
