@@ -1,35 +1,43 @@
-"""Benchmark the runner: snapshot diff + plan at 100k entries / 1% churn, and a chunked refresh.
+"""Benchmark the runner: first run, 1%-churn runs and a Delta run, against the in-memory Kanidm.
 
-Run: .venv/bin/python bench/bench_runner.py [--entries 100000] [--churn 0.01]
+For each size (``--sizes``, default 10,000, 100,000 and 200,000 entries; each in a fresh
+process, so the peak RSS is that size's own), a snapshot source (98% POSIX persons with a
+mail, 2% groups of 50 members, built by the source's ``snapshot()`` generator as it yields
+them) is wrapped in ``SnapshotAdapter`` and synced by ``Runner`` with a local record:
 
-Prints the end-to-end time of a first (Refresh) run of a 100,000-entry image against the
-in-memory Kanidm, which needs several requests under the 32 MiB limit (chunked, with
-keep-alives), then, when 1% of the entries change:
+* the first run (a chunked Refresh), its requests, and the process's peak RSS above the
+  baseline taken just before it (the in-memory Kanidm's store is in the same process);
+* the floor: the source alone yielding its entries (``snapshot()`` iterated in this process);
+* a 1%-churn run with the garbage collector on, and another (other entries) with it paused;
+  the library's own time is the run minus the time inside ``snapshot()`` and inside the
+  in-memory Kanidm (its transport is timed);
+* a ``Delta`` source (an LDAP/AD-style change feed) with 1,000 changed persons, run by a new
+  ``Runner`` on the same record.
 
-* the snapshot adapter's diff (list + digest + compare against its store),
-* the runner's plan of that delta against its local record (diff + attribute patches +
-  split), and the validation of the delta,
-* the size of the request that carries the churn,
-* a whole ``Runner.plan()`` (state read, record load, fetch, validate, plan),
-* the run that applies the churn.
+Targets (issue 15): the 1% run's own time < 1.0 s and the whole run < 2x the source alone;
+the Delta run's own time < 0.3 s; the first run's peak RSS above baseline <= 3x the largest
+request body.
+
+Run: ``.venv/bin/python bench/bench_runner.py [--sizes 10000,100000,200000 | --quick]
+[--churn 0.01] [--delta-changes 1000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import pathlib
 import random
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
 from kanidm_sync import (
-    ActiveState,
-    ChangeSet,
     Client,
     Entry,
     Group,
@@ -38,22 +46,39 @@ from kanidm_sync import (
     PosixAccount,
     Runner,
 )
-from kanidm_sync._plan import KnownState, build_plan
-from kanidm_sync._proto._codec import encode_changeset_json
 from kanidm_sync.adapters import Delta
 from kanidm_sync.adapters._snapshot import SnapshotAdapter
 from kanidm_sync.testing import FakeKanidm
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _measure import (
+    MIB,
+    add_size_arguments,
+    emit_result,
+    environment,
+    print_table,
+    rss_now_mib,
+    rss_peak_mib,
+    run_sizes,
+    sizes_of,
+    time_both,
+    verdict,
+)
 
 NS = uuid.UUID("0f3c2a1e-7d6b-4c5a-9e8f-102938475601")
 
 
 def directory(n: int, generation: dict[int, int]) -> list[Entry]:
     """``n`` entries: 98% persons, 2% groups of 50 members; ``generation`` marks churned ones."""
+    return list(iter_directory(n, generation))
+
+
+def iter_directory(n: int, generation: dict[int, int]) -> Iterator[Entry]:
+    """The entries of :func:`directory`, each built when it is asked for."""
     persons = n - n // 50
-    out: list[Entry] = []
     for i in range(persons):
         g = generation.get(i, 0)
-        out.append(
+        yield (
             Person(
                 id=uuid.uuid5(NS, f"p{i}"),
                 external_id=f"uid=user{i},ou=people,dc=example,dc=org",
@@ -67,100 +92,216 @@ def directory(n: int, generation: dict[int, int]) -> list[Entry]:
         members = [
             f"uid=user{(j * 50 + k) % persons},ou=people,dc=example,dc=org" for k in range(50)
         ]
-        out.append(
-            Group(
-                id=uuid.uuid5(NS, f"g{j}"),
-                external_id=f"cn=group{j},ou=groups,dc=example,dc=org",
-                name=f"group{j}",
-                member=members,
-            )
+        yield Group(
+            id=uuid.uuid5(NS, f"g{j}"),
+            external_id=f"cn=group{j},ou=groups,dc=example,dc=org",
+            name=f"group{j}",
+            member=members,
         )
-    return out
 
 
 class Snap:
-    """A snapshot source over a list."""
+    """A snapshot source that builds its entries as it yields them, and times itself.
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        self.entries = list(entries)
+    ``source_time`` accumulates the time spent inside :meth:`snapshot`'s generator, so the
+    library's own time of a run is the run minus this minus the server's time.
+    """
 
-    def snapshot(self) -> list[Entry]:
-        """Every entry."""
-        return self.entries
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.generation: dict[int, int] = {}
+        self.source_time = 0.0
+
+    def snapshot(self) -> Iterator[Entry]:
+        """Every entry, built on demand."""
+        entries = iter_directory(self.n, self.generation)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                entry = next(entries)
+            except StopIteration:
+                self.source_time += time.perf_counter() - t0
+                return
+            self.source_time += time.perf_counter() - t0
+            yield entry
 
 
-def timed(label: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
-    value = fn(*args, **kwargs)
-    elapsed = time.perf_counter() - t0
-    print(f"  {label:<48} {elapsed:8.3f} s")
-    return value, elapsed
+class DeltaSource:
+    """A change-feed source (LDAP, AD style): returns a prepared :class:`Delta`."""
+
+    def __init__(self, delta: Delta) -> None:
+        self.delta = delta
+
+    def fetch(self, state: object) -> Delta:
+        """The prepared delta, whatever the state."""
+        return self.delta
 
 
-def bench_churn(n: int, churn: float) -> None:
-    print(f"Snapshot source of {n} entries, {churn:.0%} churn")
+class TimedTransport(httpx.BaseTransport):
+    """Wraps the in-memory Kanidm's transport and adds up the time the server spends."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.server_time = 0.0
+        self.bodies: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Forward the request, timing the server's handling of it."""
+        t0 = time.perf_counter()
+        body = request.read()
+        response = self.inner.handle_request(request)
+        response.read()
+        self.server_time += time.perf_counter() - t0
+        if request.method == "POST":
+            self.bodies.append(len(body))
+        return response
+
+
+def timed_run(
+    runner: Runner, snap: Snap | None, transport: TimedTransport, *, gc_paused: bool = False
+) -> dict[str, float]:
+    """One ``run_once``: total, source and server time, and the library's own time."""
+    gc.collect()
+    if snap is not None:
+        snap.source_time = 0.0
+    transport.server_time = 0.0
+    if gc_paused:
+        gc.disable()
+    try:
+        t0 = time.perf_counter()
+        runner.run_once()
+        total = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    source = snap.source_time if snap is not None else 0.0
+    return {
+        "total": total,
+        "source": source,
+        "server": transport.server_time,
+        "ours": total - source - transport.server_time,
+    }
+
+
+def churn(snap: Snap, n: int, fraction: float, seed: int, generation: int) -> None:
+    """Change the display name of ``fraction`` of the persons."""
+    persons = n - n // 50
+    for i in random.Random(seed).sample(range(persons), int(n * fraction)):
+        snap.generation[i] = generation
+
+
+def measure(n: int, fraction: float, delta_changes: int) -> dict[str, Any]:
+    """First run, two churn runs (GC on, GC paused) and a Delta run, in this fresh process."""
+    out: dict[str, Any] = {"size": n}
     with tempfile.TemporaryDirectory() as tmp:
         fake = FakeKanidm()
         account = fake.provision_sync_account("bench")
-        http = httpx.Client(transport=fake.transport)
+        transport = TimedTransport(fake.transport)
+        http = httpx.Client(transport=transport)
         client = Client(fake.url, token=account.token, http_client=http)
-        snap = Snap(directory(n, {}))
-        adapter = SnapshotAdapter(snap, pathlib.Path(tmp) / "snapshot.json")
+        snap = Snap(n)
         record = pathlib.Path(tmp) / "applied.json"
+        adapter = SnapshotAdapter(snap, pathlib.Path(tmp) / "snapshot.json")
         runner = Runner(client, adapter, state_path=record)
-        report, elapsed = timed("first run: Refresh of the whole image (chunked)", runner.run_once)
-        posts = [r for r in fake.history if r.method == "POST"]
-        sizes = [len(r.body or b"") for r in posts]
+        gc.collect()
+        baseline = rss_now_mib()
+        first = timed_run(runner, snap, transport)
+        out["rss_baseline"] = baseline
+        out["rss_peak_above"] = rss_peak_mib() - baseline
+        out["first"] = first
+        out["bodies"] = list(transport.bodies)
         print(
-            f"  {report.requests_sent} requests, largest body {max(sizes) / 1024 / 1024:.2f} MiB, "
-            f"total {sum(sizes) / 1024 / 1024:.1f} MiB, {n / elapsed:,.0f} entries/s; "
-            f"Kanidm holds {len(fake.store.entries(owned_by=account.uuid))} synced entries"
+            f"first run: {first['total']:.2f} s (source {first['source']:.2f}, server "
+            f"{first['server']:.2f}, ours {first['ours']:.2f}); {len(transport.bodies)} "
+            f"requests, largest {max(transport.bodies) / MIB:.1f} MiB; peak RSS "
+            f"{out['rss_peak_above']:.0f} MiB above a {baseline:.0f} MiB baseline "
+            "(the in-memory Kanidm's store included)"
         )
-        state = client.get_state()
-        assert isinstance(state, ActiveState)
-
-        rng = random.Random(7)
+        # The floor: the source alone yielding its entries, in this process.
+        floor_on, floor_off = time_both(lambda: sum(1 for _ in snap.snapshot()), 2)
+        out["floor_on"], out["floor_off"] = floor_on.as_dict(), floor_off.as_dict()
+        print(f"source alone: {floor_on.best:.2f} s (GC on), {floor_off.best:.2f} s (GC paused)")
+        churn(snap, n, fraction, seed=7, generation=1)
+        out["churn_on"] = timed_run(runner, snap, transport)
+        churn(snap, n, fraction, seed=8, generation=2)
+        out["churn_off"] = timed_run(runner, snap, transport, gc_paused=True)
+        for key, label in (("churn_on", "GC on"), ("churn_off", "GC paused")):
+            r = out[key]
+            print(
+                f"{fraction:.0%} churn run ({label}): {r['total']:.2f} s (source "
+                f"{r['source']:.2f}, server {r['server']:.2f}, ours {r['ours']:.2f})"
+            )
+        # A change feed: ``delta_changes`` changed persons against the whole record.
         persons = n - n // 50
-        changed = rng.sample(range(persons), int(n * churn))
-        snap.entries = directory(n, dict.fromkeys(changed, 1))
-
-        batch, t_diff = timed("snapshot diff (adapter.fetch)", adapter.fetch, state)
-        assert isinstance(batch, Delta)
-        known = runner._store.load()  # the bench measures the plan alone
-        assert isinstance(known, KnownState)
-        cs = ChangeSet(from_state=state, to_state=ActiveState(batch.cookie), entries=batch.entries)
-        _, t_validate = timed("validate the delta", cs.validate)
-        plan, t_plan = timed(
-            "plan the delta (diff + patches + split)",
-            build_plan,
-            state=state,
-            batch=batch,
-            known=known,
-            max_request_bytes=30 * 1024 * 1024,
-        )
-        print(f"  {'diff + validate + plan':<48} {t_diff + t_validate + t_plan:8.3f} s")
-        body = encode_changeset_json(plan.requests[0])
+        changed = random.Random(9).sample(range(persons), min(delta_changes, persons))
+        generation = dict.fromkeys(changed, 3)
+        everyone = directory(n, generation)
+        delta = Delta(entries=[everyone[i] for i in changed], cookie=b"delta-1")
+        del everyone
+        delta_runner = Runner(client, DeltaSource(delta), state_path=record)
+        out["delta"] = timed_run(delta_runner, None, transport)
+        out["delta_changes"] = len(changed)
+        r = out["delta"]
         print(
-            f"  payload: {len(plan.requests)} request, {len(plan.requests[0].entries)} entries, "
-            f"{len(body) / 1024:.1f} KiB (the full image: {sum(sizes) / 1024 / 1024:.1f} MiB)"
+            f"Delta of {len(changed):,} changes: {r['total']:.3f} s (server {r['server']:.3f}, "
+            f"ours {r['ours']:.3f})"
         )
-        print(f"  plan: {plan.counts}")
-        # The whole planning step of a run, as a user calls it (reads the record from disk).
-        adapter_again = SnapshotAdapter(snap, pathlib.Path(tmp) / "snapshot.json")
-        whole = Runner(client, adapter_again, state_path=record)
-        timed("Runner.plan() (state, record load, fetch, validate, plan)", whole.plan)
-        report, _ = timed("Runner.run_once() applying the churn", runner.run_once)
-        print(f"  applied: {report!r}")
         client.close()
         http.close()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run each size in a fresh process and print the table with the issue's targets."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
+    add_size_arguments(parser, repeat=1)
     parser.add_argument("--churn", type=float, default=0.01)
+    parser.add_argument("--delta-changes", type=int, default=1_000)
     args = parser.parse_args(argv)
-    bench_churn(args.entries, args.churn)
+    if args.one is not None:
+        emit_result(measure(args.one, args.churn, args.delta_changes))
+        return 0
+    print(environment())
+    extra = ["--churn", str(args.churn), "--delta-changes", str(args.delta_changes)]
+    rows = []
+    for r in run_sizes(__file__, sizes_of(args), extra):
+        on, off, delta = r["churn_on"], r["churn_off"], r["delta"]
+        whole_ratio = on["total"] / r["floor_on"]["best"]
+        whole_ratio_off = off["total"] / r["floor_off"]["best"]
+        largest = max(r["bodies"]) / MIB
+        rss_ratio = r["rss_peak_above"] / largest
+        rows.append(
+            [
+                f"{r['size']:,}",
+                f"{on['total']:.2f} / {off['total']:.2f}",
+                f"{r['floor_on']['best']:.2f}",
+                f"{whole_ratio:.1f} / {whole_ratio_off:.1f} ({verdict(whole_ratio, 2.0)})",
+                f"{on['ours']:.2f} / {off['ours']:.2f} ({verdict(on['ours'], 1.0)})",
+                f"{delta['ours']:.3f} ({verdict(delta['ours'], 0.3)})",
+                f"{r['first']['total']:.1f} (ours {r['first']['ours']:.1f})",
+                f"{r['rss_peak_above']:.0f} ({rss_ratio:.1f}x, {verdict(rss_ratio, 3.0)})",
+                f"{largest:.1f} ({len(r['bodies'])} req.)",
+            ]
+        )
+    pct = f"{args.churn:.0%}"
+    print_table(
+        "Runner (bench/bench_runner.py)",
+        [
+            "entries",
+            f"{pct}-churn run s, GC on / paused",
+            "source alone s (GC on)",
+            "run / source, GC on / paused (target < 2)",
+            f"ours s in the {pct} run, GC on / paused (target < 1.0)",
+            f"ours s, Delta of {args.delta_changes:,} (target < 0.3)",
+            "first run s (GC on)",
+            "first run peak RSS MiB above baseline (x largest body; target <= 3)",
+            "largest body MiB (first run)",
+        ],
+        rows,
+    )
+    print(
+        "ours = run time - time inside the source's snapshot() generator - time inside the "
+        "in-memory Kanidm; peak RSS includes the in-memory Kanidm's store."
+    )
     return 0
 
 
