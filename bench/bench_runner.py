@@ -19,7 +19,8 @@ the Delta run's own time < 0.3 s; the first run's peak RSS above baseline <= 3x 
 request body.
 
 Run: ``.venv/bin/python bench/bench_runner.py [--sizes 10000,100000,200000 | --quick]
-[--churn 0.01] [--delta-changes 1000]``.
+[--churn 0.01] [--delta-changes 1000] [--repeat N]`` (``--repeat``: runs of the
+source-alone floor, best taken; each run is measured once).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def churn(snap: Snap, n: int, fraction: float, seed: int, generation: int) -> No
         snap.generation[i] = generation
 
 
-def measure(n: int, fraction: float, delta_changes: int) -> dict[str, Any]:
+def measure(n: int, fraction: float, delta_changes: int, repeat: int) -> dict[str, Any]:
     """First run, two churn runs (GC on, GC paused) and a Delta run, in this fresh process."""
     out: dict[str, Any] = {"size": n}
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,7 +218,7 @@ def measure(n: int, fraction: float, delta_changes: int) -> dict[str, Any]:
             "(the in-memory Kanidm's store included)"
         )
         # The floor: the source alone yielding its entries, in this process.
-        floor_on, floor_off = time_both(lambda: sum(1 for _ in snap.snapshot()), 2)
+        floor_on, floor_off = time_both(lambda: sum(1 for _ in snap.snapshot()), repeat)
         out["floor_on"], out["floor_off"] = floor_on.as_dict(), floor_off.as_dict()
         print(f"source alone: {floor_on.best:.2f} s (GC on), {floor_off.best:.2f} s (GC paused)")
         churn(snap, n, fraction, seed=7, generation=1)
@@ -253,15 +254,22 @@ def measure(n: int, fraction: float, delta_changes: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run each size in a fresh process and print the table with the issue's targets."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_size_arguments(parser, repeat=1)
+    add_size_arguments(parser, repeat=2)  # runs of the source-alone floor
     parser.add_argument("--churn", type=float, default=0.01)
     parser.add_argument("--delta-changes", type=int, default=1_000)
     args = parser.parse_args(argv)
     if args.one is not None:
-        emit_result(measure(args.one, args.churn, args.delta_changes))
+        emit_result(measure(args.one, args.churn, args.delta_changes, args.repeat))
         return 0
     print(environment())
-    extra = ["--churn", str(args.churn), "--delta-changes", str(args.delta_changes)]
+    extra = [
+        "--churn",
+        str(args.churn),
+        "--delta-changes",
+        str(args.delta_changes),
+        "--repeat",
+        str(args.repeat),
+    ]
     rows = []
     for r in run_sizes(__file__, sizes_of(args), extra):
         on, off, delta = r["churn_on"], r["churn_off"], r["delta"]
