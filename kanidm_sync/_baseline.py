@@ -34,6 +34,7 @@ refresh (``kanidm system sync force-refresh``), since they do not know the envel
 
 from __future__ import annotations
 
+from collections.abc import Collection, Hashable, Sequence
 from typing import Final, Literal
 
 import attrs
@@ -66,8 +67,8 @@ class Baseline:
     source: BaselineSource = "cookie"
 
     def describe(self) -> str:
-        """``"the 21"`` or ``"at least 21"``, for messages ("delete 3 of the 21 entries")."""
-        return f"the {self.count}" if self.exact else f"at least {self.count}"
+        """``"21"`` or ``"at least 21"``, for messages."""
+        return str(self.count) if self.exact else f"at least {self.count}"
 
 
 def wrap(cookie: bytes, count: int, *, exact: bool = True) -> bytes:
@@ -113,9 +114,9 @@ def unwrap(state: SyncState) -> tuple[SyncState, Baseline | None]:
 def count_after_delta(
     before: Baseline | None,
     *,
-    known_ids: frozenset[int] | None,
-    entry_ids: list[int],
-    deleted_ids: list[int],
+    known_ids: Collection[Hashable] | None,
+    entry_ids: Sequence[Hashable],
+    deleted_ids: Sequence[Hashable],
     present: int | None,
     total: int | None,
 ) -> tuple[int, bool] | None:
@@ -123,8 +124,9 @@ def count_after_delta(
 
     Args:
         before: the baseline before the delta.
-        known_ids: the ids (``UUID.int``) of an exact diff base (the record of Kanidm's
-            current cookie), or ``None``.
+        known_ids: the ids of an exact diff base (the record of Kanidm's current
+            cookie, or any container of its ids answering ``in`` and ``len``), or
+            ``None``. Only the delta's own ids are looked up: the cost is the churn's.
         entry_ids: the ids the delta sends.
         deleted_ids: the ids the delta deletes.
         present: the size of the delta's present list (RFC 4533 present phase), if any.
@@ -138,10 +140,12 @@ def count_after_delta(
     if total is not None:
         return total, True
     if known_ids is not None:
-        held = set(known_ids)
-        held.update(entry_ids)
-        held.difference_update(deleted_ids)
-        return len(held), True
+        # The record, plus what the delta adds, less what it deletes (a deletion applies
+        # after the entries: an id both sent and deleted is gone).
+        sent = set(entry_ids)
+        added = sum(1 for i in sent if i not in known_ids)
+        removed = sum(1 for i in set(deleted_ids) if i in known_ids or i in sent)
+        return len(known_ids) + added - removed, True
     if before is None:
         return None
     if not entry_ids:

@@ -67,15 +67,16 @@ def _carry(
     if isinstance(batch, FullImage):
         # Kanidm keeps exactly the image (RetainOnly, or the refresh cleanup).
         return attrs.evolve(batch, cookie=wrap(batch.cookie, len(batch.entries)))
-    entry_ids = [e.id.int for e in batch.entries]
+    entry_ids = [e.id for e in batch.entries]
     present = None
     if batch.present is not None:
-        present = len({u.int for u in batch.present}.union(entry_ids))
+        present = len(set(batch.present).union(entry_ids))
     after = count_after_delta(
         before,
-        known_ids=None if exact is None else frozenset(u.int for u in exact.entries),
+        # The record's own mapping: only the delta's ids are looked up in it.
+        known_ids=None if exact is None else exact.entries.keys(),
         entry_ids=entry_ids,
-        deleted_ids=[u.int for u in batch.deleted],
+        deleted_ids=batch.deleted,
         present=present,
         total=batch.total,
     )

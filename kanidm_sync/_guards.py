@@ -238,8 +238,9 @@ def check_guards(
     left = _left_after(plan, previous)
     if left is not None and left <= 0 and plan.deletes:
         empty = True
-    held = known.describe() if known is not None else ""
-    known_count = held.removeprefix("the ")
+    # "21" or "at least 21"; "the 21 entries" when exact, "at least 21 entries" if not.
+    known_count = known.describe() if known is not None else ""
+    held = ("the " if known is not None and known.exact else "") + known_count
     if empty and not guards.allow_empty_source:
         raise SourceGuardError(
             "the source returned no entries: applying would delete every entry this "

@@ -59,16 +59,7 @@ TOOL = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def fake() -> FakeKanidm:
-    return FakeKanidm()
-
-
-@pytest.fixture
-def account(fake: FakeKanidm) -> ProvisionedSyncAccount:
-    return fake.provision_sync_account("hr")
-
-
+# ``fake`` and ``account`` (the sync account "hr") come from tests/runner/conftest.py.
 @pytest.fixture
 def url(fake: FakeKanidm) -> Iterator[str]:
     with serve(fake) as served:
