@@ -130,6 +130,11 @@ class LdapConfig:
         ldap_sync_base_dn: the search base.
         ldap_filter: the search filter as written in the file (ldap3 syntax); see
             :attr:`search_filter` for the RFC 4515 form sent to the server.
+        ldap_first_cookie: the sync cookie sent with a full refresh (kanidm-sync only;
+            kanidm-ldap-sync ignores the key). 389-ds in its OpenLDAP-compatible mode
+            (``syncrepl-allow-openldap: on``) needs ``"rid=000"``: without it that server
+            answers in its default mode (``nsUniqueId`` ids, ``host:port#...`` cookies).
+            Leave unset for OpenLDAP and for 389-ds in its default mode (FreeIPA).
         sync_password_as_unix_password: also send the password as ``unix_password_import``.
         max_ber_size: accepted for compatibility; ignored (libldap has no such limit).
         person_objectclass: object class that marks a person.
@@ -163,6 +168,7 @@ class LdapConfig:
     ldap_sync_pw: str = attrs.field(repr=_mask)
     ldap_sync_base_dn: str
     ldap_filter: str
+    ldap_first_cookie: str | None = None
     sync_password_as_unix_password: bool = False
     max_ber_size: int = DEFAULT_MAX_BER_SIZE
     person_objectclass: str = attrs.field(default="person", converter=_lower)
@@ -379,6 +385,7 @@ _LDAP_KEYS: Final[dict[str, tuple[_Kind, bool]]] = {
     "ldap_sync_pw": ("str", True),
     "ldap_sync_base_dn": ("str", True),
     "ldap_filter": ("str", True),
+    "ldap_first_cookie": ("str", False),
     "person_objectclass": ("str", False),
     "person_attr_user_name": ("str", False),
     "person_attr_display_name": ("str", False),

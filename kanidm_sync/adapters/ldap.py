@@ -76,8 +76,10 @@ class _SyncreplSource(Closeable):
         rules: Rules,
         timeout: float,
         flavour: Flavour | None,
+        first_cookie: bytes | None = None,
     ) -> None:
         self._uri = uri
+        self._first_cookie = first_cookie
         self._bind_dn = bind_dn
         self._bind_pw = bind_pw
         self._base_dn = base_dn
@@ -117,9 +119,12 @@ class _SyncreplSource(Closeable):
                 mapped, or a size limit would have truncated the result.
         """
         cookie = position(state)
+        # A full refresh sends the configured first cookie (389-ds's OpenLDAP-compatible
+        # mode needs rid=000); it is still a full refresh, mapped and returned as one.
+        sent = self._first_cookie if cookie is None else cookie
         with self._connect() as conn:
             try:
-                accumulator = conn.sync_refresh(self._base_dn, self._filter, cookie)
+                accumulator = conn.sync_refresh(self._base_dn, self._filter, sent)
             except RefreshNeeded as exc:
                 _log.warning("%s: refresh required: %s", self._uri, exc)
                 return RefreshRequired(reason=f"syncrepl: {exc}")
@@ -182,6 +187,9 @@ class LdapSource(_SyncreplSource):
         flavour: how to read the end of a refresh: ``"rfc4533"`` (OpenLDAP, 389-ds in
             OpenLDAP-compatible mode) or ``"389"`` (389-ds default mode); by default
             told from the cookie.
+        first_cookie: the cookie sent with a full refresh; by default the
+            configuration's ``ldap_first_cookie`` (``b"rid=000"`` for 389-ds in its
+            OpenLDAP-compatible mode), else none.
     """
 
     def __init__(
@@ -191,7 +199,10 @@ class LdapSource(_SyncreplSource):
         rules: Rules | None = None,
         timeout: float = 300.0,
         flavour: Flavour | None = None,
+        first_cookie: bytes | None = None,
     ) -> None:
+        if first_cookie is None and config.ldap_first_cookie:
+            first_cookie = config.ldap_first_cookie.encode("utf-8")
         super().__init__(
             uri=config.ldap_uri,
             bind_dn=config.ldap_sync_dn,
@@ -203,6 +214,7 @@ class LdapSource(_SyncreplSource):
             rules=config.rules if rules is None else rules,
             timeout=timeout,
             flavour=flavour,
+            first_cookie=first_cookie,
         )
         self.config = config
         # The server's class hierarchy, read once per source (schemas rarely change).
