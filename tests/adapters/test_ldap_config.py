@@ -250,3 +250,23 @@ def test_entry_map_table_spelling_is_read_too() -> None:
         LdapConfig.from_toml(both)
     with pytest.raises(ConfigError, match="must be a UUID"):
         LdapConfig.from_toml(MINIMAL + '[entry_map."alice"]\nexclude = true\n')
+
+
+def test_first_cookie_is_read_and_given_to_the_source() -> None:
+    """``ldap_first_cookie`` (kanidm-sync only) is read without a warning; the source sends it.
+
+    389-ds in its OpenLDAP-compatible mode needs ``rid=000`` as the first cookie; the
+    source's own keyword wins over the file, and the default is no cookie.
+    """
+    pytest.importorskip("ldap")
+    from kanidm_sync.adapters.ldap import LdapSource
+
+    config = LdapConfig.from_toml(MINIMAL + 'ldap_first_cookie = "rid=000"\n')
+    assert () == config.warnings
+    assert "rid=000" == config.ldap_first_cookie
+    assert b"rid=000" == LdapSource(config)._first_cookie
+    assert b"rid=001" == LdapSource(config, first_cookie=b"rid=001")._first_cookie
+    assert LdapSource(LdapConfig.from_toml(MINIMAL))._first_cookie is None
+    # The IPA tool's file has no such key: FreeIPA ships the default mode.
+    ipa = IpaConfig.from_toml(IPA_MINIMAL + 'ldap_first_cookie = "rid=000"\n')
+    assert any("ldap_first_cookie" in w for w in ipa.warnings)
