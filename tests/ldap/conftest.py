@@ -89,12 +89,15 @@ def _require_389() -> None:
 
 
 @pytest.fixture(scope="session")
-def ds389_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ds389]]:
-    """389-ds instances started side by side (about 12 s): keyed by name.
+def _ds389_starting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[Ds389, concurrent.futures.Future[None]]]]:
+    """Every 389-ds instance, started side by side in threads (about 12-25 s in all).
 
     ``"default"`` and ``"openldap"`` hold the lab seed in each content sync mode;
     ``"freeipa"`` is in the default mode (what FreeIPA ships) and holds a FreeIPA-shaped
-    tree on FreeIPA's schema.
+    tree on FreeIPA's schema. Each fixture below waits for its own instances only, so a
+    failure to start one is reported by the tests that use it.
     """
     _require_389()
     from ds389 import MODES
@@ -106,28 +109,47 @@ def ds389_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         schema=(LAB / "ds389-openssh-lpk.ldif", LAB / "ds389-freeipa-schema.ldif"),
         seed=(LAB / "ds389-ipa-seed.ldif",),
     )
-    with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
-        started = [pool.submit(server.start) for server in servers.values()]
+    pool = concurrent.futures.ThreadPoolExecutor(len(servers))
     try:
-        for future in started:
-            future.result()
-        yield servers
+        yield {name: (server, pool.submit(server.start)) for name, server in servers.items()}
     finally:
+        pool.shutdown(wait=True)
         for server in servers.values():
             server.stop()
 
 
+def _started(
+    starting: dict[str, tuple[Ds389, concurrent.futures.Future[None]]], name: str
+) -> Ds389:
+    server, future = starting[name]
+    future.result()
+    return server
+
+
 @pytest.fixture(params=["default", "openldap"], ids=["389-default", "389-openldap"])
-def ds389(request: pytest.FixtureRequest, ds389_servers: dict[str, Ds389]) -> Ds389:
+def ds389(
+    request: pytest.FixtureRequest,
+    _ds389_starting: dict[str, tuple[Ds389, concurrent.futures.Future[None]]],
+) -> Ds389:
     """A seeded 389-ds in one content sync mode, its tree restored for this test."""
-    server = ds389_servers[request.param]
+    server = _started(_ds389_starting, request.param)
     server.reset()
     return server
 
 
 @pytest.fixture
-def ds389_ipa(ds389_servers: dict[str, Ds389]) -> Ds389:
+def ds389_servers(
+    _ds389_starting: dict[str, tuple[Ds389, concurrent.futures.Future[None]]],
+) -> dict[str, Ds389]:
+    """Both content sync mode instances (for tests that use two servers), not reset."""
+    return {name: _started(_ds389_starting, name) for name in ("default", "openldap")}
+
+
+@pytest.fixture
+def ds389_ipa(
+    _ds389_starting: dict[str, tuple[Ds389, concurrent.futures.Future[None]]],
+) -> Ds389:
     """A 389-ds in default mode with FreeIPA's schema and tree, restored for this test."""
-    server = ds389_servers["freeipa"]
+    server = _started(_ds389_starting, "freeipa")
     server.reset()
     return server

@@ -17,10 +17,11 @@ write our own ``<state>/prefix/share/dirsrv/inf/defaults.inf`` from the system o
 lib389 starts ``ns-slapd -D <config> -i <pidfile>`` itself and nothing outside ``state`` is
 written. The server then runs as the current user (root in CI). Stopping is by PID.
 
-Configured as the Kanidm book's 389-ds section says (retro changelog with
-``nsuniqueid:targetUniqueId`` and ``nsslapd-include-suffix``, content sync, an ACI on the sync
-control's feature entry and read ACIs for the sync account), plus the openssh-lpk schema, which
-389-ds does not ship.
+Configured with the LDIF blocks of docs/ldap.md ("389 Directory Server and FreeIPA"), read
+from the page itself, so the documented settings are the tested ones: the retro changelog
+(``nsuniqueid:targetUniqueId``, ``nsslapd-include-suffix``), content sync, the mode, the sync
+control's ACI, read access and no size limit for the sync account. The openssh-lpk schema,
+which 389-ds does not ship, is added too.
 
 Used by ``tests/ldap/conftest.py``.
 """
@@ -51,15 +52,6 @@ SYSTEM_CONFIG = pathlib.Path("/etc/dirsrv")
 RETRO_DN = "cn=Retro Changelog Plugin,cn=plugins,cn=config"
 CONTENT_SYNC_DN = "cn=Content Synchronization,cn=plugins,cn=config"
 SYNC_FEATURE_DN = "oid=1.3.6.1.4.1.4203.1.9.1.1,cn=features,cn=config"
-SYNC_CONTROL_ACI = (
-    '(targetattr != "aci")(version 3.0; acl "kanidm-sync: sync request control"; '
-    f'allow (read, search) userdn = "ldap:///{SYNC_DN}";)'
-)
-SYNC_READ_ACI = (
-    '(targetattr = "*")(version 3.0; acl "kanidm-sync: read everything"; '
-    f'allow (read, search, compare) userdn = "ldap:///{SYNC_DN}";)'
-)
-
 # Paths in defaults.inf that name system-wide places; each is moved under the prefix.
 _MOVED_KEYS = (
     "sysconf_dir",
@@ -155,13 +147,18 @@ class Ds389:
         self._write_prefix()
         self._dscreate()
         with self.admin() as conn:
-            self._configure_plugins(conn)
+            # docs/ldap.md's blocks, as written there: the docs are what the tests run.
+            _apply_changes(conn, docs_ldif("plugins"))
+            if self.mode == "openldap":
+                _apply_changes(conn, docs_ldif("openldap mode"))
+            # Loopback only (the default is every interface).
+            _modify(conn, "cn=config", "replace", "nsslapd-listenhost", "127.0.0.1")
         self.restart()
         with self.admin() as conn:
             for ldif in self.schema:
-                _apply_modify_ldif(conn, ldif)
-            _modify(conn, SYNC_FEATURE_DN, "add", "aci", SYNC_CONTROL_ACI)
-            _modify(conn, BASE_DN, "add", "aci", SYNC_READ_ACI)
+                _apply_changes(conn, ldif.read_bytes())
+            self._add_entries(conn, self.seed, only=SYNC_DN)
+            _apply_changes(conn, docs_ldif("sync account"))
         self.reset()
 
     def reset(self) -> None:
@@ -172,9 +169,8 @@ class Ds389:
         taken before a reset stay valid and see the reset as deletes and adds.
         """
         with self.admin() as conn:
-            _delete_subtree_below(conn, BASE_DN)
-            for ldif in self.seed:
-                _add_ldif(conn, ldif)
+            _delete_subtree_below(conn, BASE_DN, keep=SYNC_DN)
+            self._add_entries(conn, self.seed, skip=SYNC_DN)
 
     def restart(self) -> None:
         """Stop ns-slapd (SIGTERM, by PID) and start it again on the same data."""
@@ -261,26 +257,26 @@ class Ds389:
                 f"{self._log_tail()}"
             )
 
-    def _configure_plugins(self, conn: Any) -> None:
-        """Retro changelog and content sync, as the Kanidm book says; the mode on top."""
-        import ldap
+    def _add_entries(
+        self,
+        conn: Any,
+        files: tuple[pathlib.Path, ...],
+        *,
+        only: str | None = None,
+        skip: str | None = None,
+    ) -> None:
+        """Add the entries of LDIF files (the suffix entry exists: dscreate made it)."""
+        import ldap.modlist
 
-        retro = [
-            (ldap.MOD_REPLACE, "nsslapd-pluginEnabled", [b"on"]),
-            (ldap.MOD_REPLACE, "nsslapd-include-suffix", [BASE_DN.encode()]),
-            (ldap.MOD_REPLACE, "nsslapd-changelogmaxage", [b"14d"]),
-        ]
-        attributes = [b"nsuniqueid:targetUniqueId"]
-        if self.mode == "openldap":
-            attributes.append(b"entryuuid:targetEntryUUID")
-        retro.append((ldap.MOD_REPLACE, "nsslapd-attribute", attributes))
-        conn.modify_s(RETRO_DN, retro)
-        sync = [(ldap.MOD_REPLACE, "nsslapd-pluginEnabled", [b"on"])]
-        if self.mode == "openldap":
-            sync.append((ldap.MOD_REPLACE, "syncrepl-allow-openldap", [b"on"]))
-        conn.modify_s(CONTENT_SYNC_DN, sync)
-        # Loopback only (the default is every interface).
-        conn.modify_s("cn=config", [(ldap.MOD_REPLACE, "nsslapd-listenhost", [b"127.0.0.1"])])
+        for path in files:
+            for dn, entry in _records(path):
+                if dn.lower() == BASE_DN.lower():
+                    continue
+                if only is not None and dn.lower() != only.lower():
+                    continue
+                if skip is not None and dn.lower() == skip.lower():
+                    continue
+                conn.add_s(dn, ldap.modlist.addModlist(entry))
 
     def _launch(self) -> None:
         ns_slapd = shutil.which("ns-slapd") or "/usr/sbin/ns-slapd"
@@ -367,57 +363,33 @@ def _records(path: pathlib.Path) -> Iterable[tuple[str, dict[str, list[bytes]]]]
     return parser.all_records
 
 
-def _add_ldif(conn: Any, path: pathlib.Path) -> None:
-    """Add every entry of an LDIF file, skipping the suffix entry (dscreate made it)."""
-    import ldap.modlist
+def _apply_changes(conn: Any, text: bytes) -> None:
+    """Apply an LDIF of ``changetype: modify`` records, as ``ldapmodify`` would."""
+    import io
 
-    for dn, entry in _records(path):
-        if dn.lower() == BASE_DN.lower():
-            continue
-        conn.add_s(dn, ldap.modlist.addModlist(entry))
-        if dn.lower() == SYNC_DN.lower():
-            # Unlimited for the sync account, as a deployment would configure it.
-            conn.modify_s(dn, [(ldap.MOD_REPLACE, "nsSizeLimit", [b"-1"])])
+    import ldif
 
-
-def _apply_modify_ldif(conn: Any, path: pathlib.Path) -> None:
-    """Apply an LDIF of ``changetype: modify`` records (``add: <attr>`` lines only)."""
-    import ldap
-
-    text = path.read_text(encoding="utf-8")
-    for block in text.split("\n\n"):
-        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
-        # Unfold continuation lines.
-        unfolded: list[str] = []
-        for line in lines:
-            if line.startswith(" ") and unfolded:
-                unfolded[-1] += line[1:]
-            else:
-                unfolded.append(line)
-        if not unfolded:
-            continue
-        dn = unfolded[0].partition(":")[2].strip()
-        mods: list[tuple[int, str, list[bytes]]] = []
-        current: str | None = None
-        for line in unfolded[1:]:
-            key, _, value = line.partition(":")
-            value = value.strip()
-            if key in ("changetype", "-"):
-                continue
-            if key == "add":
-                current = value
-                mods.append((ldap.MOD_ADD, value, []))
-            elif current is not None and key.lower() == current.lower():
-                mods[-1][2].append(value.encode())
-        conn.modify_s(dn, mods)
+    parser = ldif.LDIFRecordList(io.BytesIO(text))
+    parser.parse_change_records()
+    for dn, modops, _controls in parser.all_modify_changes:
+        conn.modify_s(dn, modops)
 
 
-def _delete_subtree_below(conn: Any, base: str) -> None:
-    """Delete every entry under ``base`` (not ``base`` itself), leaves first."""
+def docs_ldif(name: str) -> bytes:
+    """The LDIF block after ``<!-- ds389: NAME -->`` in docs/ldap.md."""
+    docs = (LAB.parents[2] / "docs" / "ldap.md").read_text(encoding="utf-8")
+    marker = f"<!-- ds389: {name} -->\n```ldif\n"
+    start = docs.index(marker) + len(marker)
+    return docs[start : docs.index("```", start)].encode("utf-8")
+
+
+def _delete_subtree_below(conn: Any, base: str, *, keep: str) -> None:
+    """Delete every entry under ``base`` but ``base`` and ``keep``, leaves first."""
     import ldap
 
     found = conn.search_s(base, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"])
-    dns = [dn for dn, _ in found if dn and dn.lower() != base.lower()]
+    kept = {base.lower(), keep.lower()}
+    dns = [dn for dn, _ in found if dn and dn.lower() not in kept]
     for dn in sorted(dns, key=lambda d: d.count(","), reverse=True):
         with contextlib.suppress(ldap.NO_SUCH_OBJECT):
             conn.delete_s(dn)
