@@ -83,8 +83,8 @@ Decoding rules (what kanidmd would parse; every problem is collected and raised 
 
 The codec is split along its seams: ``_codec_common.py`` (wire constants, JSON paths,
 error collection, raw values), ``_codec_state.py`` (cookie, states, retention),
-``_encode.py`` and ``_decode.py``. This module is the one place the rest of the package
-imports them from.
+``_encode.py`` (with its fast text path ``_encode_text.py``) and ``_decode.py``. This
+module is the one place the rest of the package imports them from.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ from ._codec_state import (
     encode_sync_state,
 )
 from ._decode import decode_changeset, decode_changeset_json, decode_entry
-from ._encode import dumps, encode_changeset, encode_changeset_json, encode_entry
+from ._encode import dumps, encode_changeset, encode_entry
+from ._encode_text import encode_changeset_json
 
 __all__ = [
     "decode_changeset",

@@ -35,7 +35,7 @@ from ._entries import (
     Totp,
 )
 
-__all__ = ["dumps", "encode_changeset", "encode_changeset_json", "encode_entry"]
+__all__ = ["dumps", "encode_changeset", "encode_entry"]
 
 # --- encoding entries --------------------------------------------------------------------------
 
@@ -399,20 +399,3 @@ def dumps(value: JSONValue) -> bytes:
     if _PY_EXPONENT.search(data):
         return _write(value, exact_floats=True)
     return data
-
-
-def encode_changeset_json(cs: ChangeSet) -> bytes:
-    """Encode a ChangeSet to the exact bytes the Rust sync tools would send.
-
-    Args:
-        cs: the ChangeSet.
-
-    Returns:
-        Compact UTF-8 JSON bytes (backs :meth:`~kanidm_sync.ChangeSet.to_json`).
-
-    Raises:
-        EncodeError: a value has no JSON form.
-    """
-    before = _tricky_floats[0]
-    value = encode_changeset(cs)
-    return _write(value, exact_floats=_tricky_floats[0] != before)
