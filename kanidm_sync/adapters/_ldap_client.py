@@ -26,10 +26,16 @@ from ldap.syncrepl import SyncDoneValue, SyncInfoValue, SyncRequestControl, Sync
 from pyasn1.codec.ber import decoder as _ber_decoder
 
 from .._exceptions import SourceError
+from ._ldap_ds389 import RETRO_ATTRIBUTES, RETRO_DN, SYNC_FEATURE_DN, retro_changelog_problems
 from ._ldap_syncrepl import SyncreplAccumulator
 from ._protocols import Closeable
 
-__all__ = ["LdapConnection", "RefreshNeeded", "class_ancestors", "or_filter"]
+__all__ = [
+    "LdapConnection",
+    "RefreshNeeded",
+    "class_ancestors",
+    "or_filter",
+]
 
 _log = logging.getLogger("kanidm_sync.adapters.ldap")
 
@@ -108,7 +114,10 @@ class LdapConnection(Closeable):
         timeout: float = 300.0,
     ) -> None:
         self.uri = uri
+        self.bind_dn = bind_dn
         self.timeout = timeout
+        # 389-ds's vendorVersion once read (None: another server); unset until then.
+        self._ds389: str | Literal[False] | None = False
         try:
             conn = ldap.initialize(uri)
             conn.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
@@ -150,6 +159,7 @@ class LdapConnection(Closeable):
 
         Requests all user and operational attributes (``*`` and ``+``), no size or
         time limit from the client, dereferencing never (as RFC 4533 requires).
+        On 389-ds it first checks the retro changelog's scope (:meth:`check_ds389_changelog`).
 
         Args:
             base: the search base.
@@ -163,6 +173,7 @@ class LdapConnection(Closeable):
             RefreshNeeded: the server refused the cookie (incremental refresh only).
             SourceError: any other failure, including a size or time limit.
         """
+        self.check_ds389_changelog(base)
         accumulator = SyncreplAccumulator(incremental=cookie is not None, sent_cookie=cookie)
         control = SyncRequestControl(criticality=True, cookie=cookie, mode="refreshOnly")
         try:
@@ -197,6 +208,13 @@ class LdapConnection(Closeable):
                 elif rtype == ldap.RES_SEARCH_RESULT:
                     self._done(accumulator, controls)
                     return accumulator
+        except ldap.ADMINLIMIT_EXCEEDED as exc:
+            raise SourceError(
+                f"{self.uri}: the server stopped the sync search at an administrative limit "
+                "(entries looked through), so the result would be truncated. Lift it for the "
+                f"sync account (389-ds: nsLookThroughLimit: -1 on {self.bind_dn!r}; OpenLDAP: "
+                'olcLimits: dn.exact="<sync dn>" size.unchecked=unlimited)'
+            ) from exc
         except ldap.SIZELIMIT_EXCEEDED as exc:
             raise SourceError(
                 f"{self.uri}: the server stopped the sync search at its size limit, so the "
@@ -215,16 +233,111 @@ class LdapConnection(Closeable):
                 f"{self.uri}: no answer from the server within {self.timeout:g} s"
             ) from exc
         except ldap.UNAVAILABLE_CRITICAL_EXTENSION as exc:
+            version = self._ds389_version()
+            if version is not None:
+                raise SourceError(
+                    f"{self.uri}: 389-ds ({version}) does not offer content sync: the content "
+                    "sync plugin is not enabled (nsslapd-pluginEnabled on "
+                    "cn=Content Synchronization,cn=plugins,cn=config). Enable it and the retro "
+                    "changelog it needs: dsconf INSTANCE plugin retro-changelog enable; dsconf "
+                    "INSTANCE plugin contentsync enable; then restart the server "
+                    "(dsctl INSTANCE restart)"
+                ) from exc
             raise SourceError(
                 f"{self.uri}: the server does not offer content sync (RFC 4533) for "
                 f"{base!r}: load and configure the syncprov overlay (OpenLDAP) or the "
                 "content-sync and retro-changelog plugins (389-ds)"
+            ) from exc
+        except ldap.INSUFFICIENT_ACCESS as exc:
+            version = self._ds389_version()
+            if version is not None:
+                raise SourceError(
+                    f"{self.uri}: 389-ds ({version}) refused the Sync Request control to "
+                    f"{self.bind_dn!r} (insufficient access): the account needs read and search "
+                    f'rights on {SYNC_FEATURE_DN}, e.g. aci: (targetattr != "aci")'
+                    '(version 3.0; acl "kanidm-sync"; allow (read, search) '
+                    f'userdn = "ldap:///{self.bind_dn}";)'
+                ) from exc
+            _, text = _describe(exc)
+            raise SourceError(
+                f"{self.uri}: the server refused the sync search under {base!r} to "
+                f"{self.bind_dn!r}: {text}; give the account read and search access there"
             ) from exc
         except ldap.LDAPError as exc:
             code, text = _describe(exc)
             if cookie is not None and code in _REFRESH_CODES:
                 raise RefreshNeeded(f"{_REFRESH_CODES[code]}: {text}") from exc
             raise SourceError(f"{self.uri}: sync search failed: {text}") from exc
+
+    def _ds389_version(self) -> str | None:
+        """``vendorVersion`` when the server is 389-ds (FreeIPA's too), else ``None``.
+
+        Read once from the rootDSE, which every account may read; an unreadable rootDSE
+        counts as "not 389-ds".
+        """
+        if self._ds389 is not False:
+            return self._ds389
+        version: str | None = None
+        with contextlib.suppress(ldap.LDAPError):
+            found = self._conn.search_ext_s(
+                "",
+                ldap.SCOPE_BASE,
+                "(objectClass=*)",
+                attrlist=["vendorName", "vendorVersion"],
+                timeout=self.timeout,
+            )
+            for dn, attributes in found:
+                root = {k.lower(): v for k, v in attributes.items()} if dn is not None else {}
+                vendor = b" ".join(root.get("vendorname", [])).decode("utf-8", "replace")
+                if "389" in vendor:
+                    raw = root.get("vendorversion") or [vendor.encode()]
+                    version = raw[0].decode("utf-8", "replace")
+        self._ds389 = version
+        return version
+
+    def check_ds389_changelog(self, base: str) -> None:
+        """On 389-ds, refuse a retro changelog that does not record the changes under ``base``.
+
+        389-ds answers an incremental sync from its retro changelog. When that does not
+        cover ``base`` (``nsslapd-include-suffix``, ``nsslapd-exclude-suffix``) or lacks
+        ``nsuniqueid:targetUniqueId``, every incremental run silently returns no change, and
+        the changes made meanwhile are lost for good. The plugin's entry is read only when
+        the sync account may read it (an ACI on it); otherwise nothing is checked.
+
+        Args:
+            base: the sync search base.
+
+        Raises:
+            SourceError: the configuration is readable and would hide changes.
+        """
+        version = self._ds389_version()
+        if version is None:
+            return
+        try:
+            found = self._conn.search_ext_s(
+                RETRO_DN,
+                ldap.SCOPE_BASE,
+                "(objectClass=*)",
+                attrlist=list(RETRO_ATTRIBUTES),
+                timeout=self.timeout,
+            )
+        except ldap.LDAPError:
+            found = []
+        settings: dict[str, list[str]] = {}
+        for dn, attributes in found:
+            if dn is not None:
+                settings = {
+                    k.lower(): [v.decode("utf-8", "replace") for v in values]
+                    for k, values in attributes.items()
+                }
+        if not settings:
+            _log.debug(
+                "%s: %s not readable; the retro changelog is not checked", self.uri, RETRO_DN
+            )
+            return
+        problems = retro_changelog_problems(base, settings)
+        if problems:
+            raise SourceError(f"{self.uri}: 389-ds ({version}): " + "; ".join(problems))
 
     def _entry(
         self,
