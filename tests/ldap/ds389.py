@@ -178,8 +178,8 @@ class Ds389:
         self._launch()
 
     def stop(self) -> None:
-        """Stop the server and remove everything under ``state``."""
-        self._kill()
+        """Kill the server (its data goes too: no clean shutdown) and remove ``state``."""
+        self._kill(signal.SIGKILL)
         shutil.rmtree(self.state, ignore_errors=True)
 
     @contextlib.contextmanager
@@ -310,12 +310,12 @@ class Ds389:
         except (OSError, ValueError):
             return None
 
-    def _kill(self) -> None:
+    def _kill(self, how: signal.Signals = signal.SIGTERM) -> None:
         pid = self._pid()
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, how)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.02)

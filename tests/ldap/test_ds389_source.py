@@ -475,27 +475,26 @@ def test_retro_changelog_scope_is_checked_when_readable(ds389: Ds389) -> None:
     nsuniqueid:targetUniqueId attribute, 389-ds (after the restart such a change needs)
     answers every incremental run with no change at all and advances nothing useful: the
     changes are lost for good. The settings themselves are read at once, no restart needed.
+    docs/ldap.md's sync account block gives the account read access to the plugin entry;
+    without that ACI nothing can be checked, and the run goes on.
     """
-    aci = (
-        '(targetattr = "*")(version 3.0; acl "kanidm-sync: read the retro changelog"; '
-        f'allow (read, search) userdn = "ldap:///{SYNC_DN}";)'
-    ).encode()
-    with ds389.admin() as conn:
-        conn.modify_s(RETRO_DN, [(ldap.MOD_ADD, "aci", [aci])])
-    try:
-        assert 6 == len(full(source_for(ds389)).entries)  # the lab's settings pass
-        cases = [
-            ("nsslapd-include-suffix", [b"dc=other,dc=org"], "nsslapd-include-suffix"),
-            ("nsslapd-exclude-suffix", [PEOPLE_DN.encode()], "nsslapd-exclude-suffix"),
-            ("nsslapd-attribute", None, "nsuniqueid:targetUniqueId"),
-        ]
-        for attribute, values, named in cases:
-            with (
-                changed(ds389, RETRO_DN, attribute, values),
-                pytest.raises(SourceError, match=named) as info,
-            ):
-                source_for(ds389).fetch(REFRESH)
-            assert "force-refresh" in str(info.value), attribute
-    finally:
-        with ds389.admin() as conn:
-            conn.modify_s(RETRO_DN, [(ldap.MOD_DELETE, "aci", [aci])])
+    assert 6 == len(full(source_for(ds389)).entries)  # the lab's settings pass
+    cases = [
+        ("nsslapd-include-suffix", [b"dc=other,dc=org"], "nsslapd-include-suffix"),
+        ("nsslapd-exclude-suffix", [PEOPLE_DN.encode()], "nsslapd-exclude-suffix"),
+        ("nsslapd-attribute", None, "nsuniqueid:targetUniqueId"),
+    ]
+    for attribute, values, named in cases:
+        with (
+            changed(ds389, RETRO_DN, attribute, values),
+            pytest.raises(SourceError, match=named) as info,
+        ):
+            source_for(ds389).fetch(REFRESH)
+        assert "force-refresh" in str(info.value), attribute
+    acis = read(ds389, RETRO_DN, "aci")["aci"]
+    with (
+        changed(ds389, RETRO_DN, "aci", None),
+        changed(ds389, RETRO_DN, "nsslapd-include-suffix", [b"dc=other,dc=org"]),
+    ):
+        assert 6 == len(full(source_for(ds389)).entries)  # not readable: not checked
+    assert acis == read(ds389, RETRO_DN, "aci")["aci"]
