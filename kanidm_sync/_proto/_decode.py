@@ -45,6 +45,7 @@ from ._codec_common import (
     _unknown_keys,
 )
 from ._codec_state import _retention, _sync_state
+from ._decode_fast import fast_entry
 from ._entries import (
     Entry,
     GenericEntry,
@@ -485,10 +486,15 @@ def _decode_changeset(obj: object, strict: bool) -> ChangeSet:
     if "entries" in top:
         raw_entries = top["entries"]
         if isinstance(raw_entries, list):
+            append = entries.append
             for i, raw in enumerate(raw_entries):
-                entry = _entry(raw, f"$.entries[{i}]", errs, strict)
+                # The fast path builds an entry with nothing to report; anything else
+                # (and every problem, with its path) is the full decoder's.
+                entry = fast_entry(raw, strict)
+                if entry is None:
+                    entry = _entry(raw, f"$.entries[{i}]", errs, strict)
                 if entry is not None:
-                    entries.append(entry)
+                    append(entry)
         else:
             _expected(errs, "$.entries", "an array of entries", raw_entries)
 

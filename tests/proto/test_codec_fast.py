@@ -2,11 +2,14 @@
 
 ``encode_changeset_json`` writes typed entries straight to text; the reference is the dict
 builder ``encode_changeset`` written by ``_write``, which produced every byte before.
+``_decode_fast.fast_entry`` builds an entry only where the full decoder (``_decode._entry``)
+would build an equal one and report nothing; everything else is left to the full decoder.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 
 import attrs
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 from kanidm_sync import (
     ActiveState,
     ChangeSet,
+    DecodeError,
     DeleteOnly,
     EncodeError,
     GenericEntry,
@@ -33,8 +37,9 @@ from kanidm_sync import (
     SshPublicKey,
     Totp,
 )
-from kanidm_sync._proto import _encode, _encode_text
+from kanidm_sync._proto import _decode, _decode_fast, _encode, _encode_text
 from kanidm_sync._proto._codec import encode_changeset_json
+from kanidm_sync._proto._codec_common import _object_pairs
 from kanidm_sync.testing.strategies import changesets
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -217,3 +222,225 @@ def test_any_text_is_escaped_as_json_dumps_does(text: str) -> None:
         assert str(fast.value) == expected
     else:
         assert encode_changeset_json(cs) == expected
+
+
+# --- decoding: the fast path builds exactly what the full decoder builds --------------------
+
+URN = "urn:ietf:params:scim:schemas:kanidm:sync:1:"
+TYPED_SCHEMAS = [
+    [URN + "account", URN + "person"],
+    [URN + "person", URN + "account", URN + "posixaccount"],
+    [URN + "account", URN + "person", URN + "oauth2_account"],
+    [URN + "oauth2_account", URN + "posixaccount", URN + "person", URN + "account"],
+    [URN + "group"],
+    [URN + "posixgroup", URN + "group"],
+    [URN + "service_account", URN + "account"],
+    [URN + "account", URN + "service_account", URN + "posixaccount"],
+    [URN + "account", URN + "person", URN + "person"],
+    [URN + "group", URN + "custom"],
+    [URN + "group", 5],
+    [URN + "group", [URN + "group"]],
+]
+ID_TEXTS = [
+    str(UID),
+    str(UID).upper(),
+    UID.hex,
+    "{" + str(UID) + "}",
+    "urn:uuid:" + str(UID),
+    "not-a-uuid",
+    str(UID) + "\n",
+]
+ATTRIBUTE_NAMES = [
+    "name",
+    "Name",
+    "displayname",
+    "legalname",
+    "description",
+    "mail",
+    "ssh_publickey",
+    "member",
+    "totp_import",
+    "password_import",
+    "gidnumber",
+    "loginshell",
+    "unix_password_import",
+    "account_expire",
+    "account_valid_from",
+    "account_softlock_expire",
+    "oauth2_account_provider",
+    "oauth2_account_unique_user_id",
+    "oauth2_account_unique_user_sub",
+    "externalId",
+    "meta",
+    "x_custom",
+]
+leaf_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63, -(2**63) - 1, 2**63 - 1, -(2**63)]),
+    st.integers(0, 70000),
+    st.text(max_size=4),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+item_dicts = st.dictionaries(
+    st.sampled_from(["value", "primary", "label", "external_id", "type"]),
+    leaf_values,
+    max_size=3,
+)
+attribute_values = st.one_of(
+    leaf_values,
+    st.lists(item_dicts, max_size=3),
+    st.lists(
+        st.fixed_dictionaries({"value": st.text(max_size=4)}, optional={"primary": st.booleans()}),
+        min_size=1,
+        max_size=2,
+    ),
+    st.lists(
+        st.fixed_dictionaries({"label": st.text(max_size=4), "value": st.text(max_size=4)}),
+        min_size=1,
+        max_size=2,
+    ),
+    st.lists(st.fixed_dictionaries({"external_id": st.text(max_size=4)}), min_size=1, max_size=3),
+    st.lists(leaf_values, max_size=2),
+    # Item-shaped, with a wrong type somewhere now and then.
+    st.lists(
+        st.fixed_dictionaries({"value": leaf_values}, optional={"primary": leaf_values}),
+        min_size=1,
+        max_size=2,
+    ),
+    st.lists(
+        st.fixed_dictionaries({"label": leaf_values, "value": leaf_values}), min_size=1, max_size=2
+    ),
+    st.lists(st.fixed_dictionaries({"external_id": leaf_values}), min_size=1, max_size=2),
+)
+
+
+def _valid_objects() -> list[dict[str, object]]:
+    cs = ChangeSet(from_state=RefreshState(), to_state=RefreshState(), entries=corner_entries()[:8])  # type: ignore[arg-type]
+    objects: list[dict[str, object]] = json.loads(cs.to_json())["entries"]
+    return objects
+
+
+VALID_OBJECTS = _valid_objects()
+
+# A valid entry object (so the fast path is reached) with a few keys replaced or dropped.
+entry_objects = st.builds(
+    lambda base, changes, drop: {k: v for k, v in {**base, **changes}.items() if k not in drop},
+    st.sampled_from(VALID_OBJECTS),
+    st.dictionaries(
+        st.sampled_from([*ATTRIBUTE_NAMES, "schemas", "id"]),
+        attribute_values | st.sampled_from(TYPED_SCHEMAS) | st.sampled_from(ID_TEXTS),
+        max_size=2,
+    ),
+    st.sets(
+        st.sampled_from(["schemas", "id", "name", "displayname", "oauth2_account_provider"]),
+        max_size=1,
+    ),
+)
+
+
+def full_decode(value: object, strict: bool) -> tuple[object, list[tuple[str, str]]]:
+    errs: list[tuple[str, str]] = []
+    return _decode._entry(value, "$.entries[0]", errs, strict), errs
+
+
+def assert_same_entry(fast: object, full: object) -> None:
+    assert type(fast) is type(full)
+    assert fast == full
+    for field in attrs.fields(type(fast)):  # type: ignore[arg-type]  # an entry class
+        mine, theirs = getattr(fast, field.name), getattr(full, field.name)
+        assert mine == theirs, field.name
+        assert type(mine) is type(theirs), field.name
+    assert repr(fast) == repr(full)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entry_objects, st.booleans())
+def test_fast_entry_is_the_full_decoders_entry_or_none(
+    value: dict[str, object], strict: bool
+) -> None:
+    fast = _decode_fast.fast_entry(value, strict)
+    full, errs = full_decode(value, strict)
+    if fast is not None:
+        assert errs == []
+        assert_same_entry(fast, full)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(VALID_OBJECTS), st.data(), st.booleans())
+def test_fast_entry_with_one_leaf_changed(
+    base: dict[str, object], data: st.DataObject, strict: bool
+) -> None:
+    # Replace one value deep inside a valid entry (an item's key, too): the fast path must
+    # not build what the full decoder refuses or builds differently.
+    value = json.loads(json.dumps(base))
+    key = data.draw(st.sampled_from(sorted(value)))
+    if isinstance(value[key], list) and value[key] and isinstance(value[key][0], dict):
+        item = data.draw(st.sampled_from(value[key]))
+        inner = data.draw(st.sampled_from([*sorted(item), "primary", "type"]))
+        item[inner] = data.draw(leaf_values)
+    else:
+        value[key] = data.draw(leaf_values | attribute_values)
+    fast = _decode_fast.fast_entry(value, strict)
+    full, errs = full_decode(value, strict)
+    if fast is not None:
+        assert errs == []
+        assert_same_entry(fast, full)
+
+
+@SETTINGS
+@given(changesets(extra=True, generic=True), st.booleans())
+def test_fast_path_takes_every_plain_typed_entry(cs: ChangeSet, strict: bool) -> None:
+    raw_entries = json.loads(cs.to_json())["entries"]
+    for entry, raw in zip(cs.entries, raw_entries, strict=True):
+        fast = _decode_fast.fast_entry(raw, strict)
+        full, errs = full_decode(raw, strict)
+        assert errs == []
+        plain = not isinstance(entry, GenericEntry) and not entry.extra
+        if plain and not (isinstance(entry, Person) and entry.totp_import):
+            assert fast is not None
+        if fast is not None:
+            assert_same_entry(fast, full)
+    assert ChangeSet.from_json(cs.to_json(), strict=strict) == cs
+
+
+def test_fast_path_leaves_duplicates_nulls_and_strict_meta_to_the_full_decoder() -> None:
+    base = {"schemas": [URN + "group"], "id": str(UID), "name": "g"}
+    assert _decode_fast.fast_entry(base, False) is not None
+    duplicated = _object_pairs(
+        [("schemas", [URN + "group"]), ("id", str(UID)), ("name", "g"), ("name", "h")]
+    )
+    assert _decode_fast.fast_entry(duplicated, False) is None
+    assert _decode_fast.fast_entry({**base, "description": None}, False) is None
+    assert _decode_fast.fast_entry({**base, "externalId": None}, False) is None
+    assert _decode_fast.fast_entry({**base, "meta": {"x": 1}}, False) is not None
+    assert _decode_fast.fast_entry({**base, "meta": {"x": 1}}, True) is None
+    assert _decode_fast.fast_entry({**base, "member": []}, False) is None
+    mail_dup = _object_pairs([("value", "a@x"), ("value", "b@x")])
+    assert _decode_fast.fast_entry({**base, "mail": [mail_dup]}, False) is None
+
+
+def test_decode_errors_are_reported_with_paths_for_every_bad_entry() -> None:
+    good = {"schemas": [URN + "group"], "id": str(UID), "name": "g"}
+    bad_name = {**good, "name": 5}
+    bad_mail = {**good, "mail": [{"value": "a@x", "primary": "yes"}]}
+    doc = {
+        "from_state": "Refresh",
+        "to_state": "Refresh",
+        "entries": [good, bad_name, good, bad_mail],
+        "retain": "Ignore",
+    }
+    with pytest.raises(DecodeError) as caught:
+        ChangeSet.from_json(json.dumps(doc))
+    assert caught.value.errors == (
+        ("$.entries[1].name", "expected a string, got an integer"),
+        ("$.entries[3].mail[0].primary", "expected a boolean, got a string"),
+    )
+
+
+def test_user_built_entries_are_still_validated() -> None:
+    with pytest.raises(TypeError, match=r"Person\.name must be a str, not int"):
+        Person(id=UID, name=5, displayname="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Mail\.primary must be a bool or None"):
+        Mail("a@x", primary="yes")  # type: ignore[arg-type]
