@@ -66,7 +66,9 @@ TOKEN_FILTER: Final = "(&(objectClass=ipatoken)(objectClass=ipatokentotp))"
 
 IPA_FILTER: Final = (
     "(|"
-    "(&(objectClass=person)(objectClass=ipantuserattrs)(objectClass=posixaccount))"
+    # No ipaNTUserAttrs here: users from before FreeIPA's SID generation lack it and
+    # kanidm-ipa-sync syncs them (with their userPassword).
+    "(&(objectClass=person)(objectClass=posixaccount))"
     "(&(objectClass=groupofnames)(objectClass=ipausergroup)"
     "(!(objectClass=mepmanagedentry))(!(cn=admins))(!(cn=ipausers))"
     "(!(cn=editors))(!(cn=trust admins)))"
@@ -114,6 +116,54 @@ def sync_uuid_from_attributes(entry_dn: str, attributes: Mapping[str, object]) -
             except ValueError:
                 break
     raise SourceError(f"{entry_dn}: no entryUUID or nsUniqueId to identify the entry")
+
+
+_ID_ATTRIBUTES: Final = ("entryuuid", "nsuniqueid")
+
+
+def _uuid_attribute(entry: LdapEntry, name: str) -> uuid.UUID | None:
+    values = entry.attributes.get(name, ())
+    if not values:
+        return None
+    try:
+        return uuid.UUID(hex=values[0].decode("ascii", "replace").replace("-", "").strip())
+    except ValueError:
+        return None
+
+
+def _reidentify(entries: list[LdapEntry], extra: list[LdapEntry]) -> None:
+    """Give looked-up entries the sync id the sync search uses (in place).
+
+    A plain search has no Sync State control, so the source reads a looked-up entry's id
+    from its attributes, ``entryUUID`` first. 389-ds 2.x stores an ``entryUUID`` next to
+    ``nsUniqueId`` while its default content sync mode (FreeIPA's) identifies entries by
+    ``nsUniqueId``: a changed token's owner went out under a new id with an existing
+    external id, and Kanidm refused the batch (409 on ``sync_external_id``). A changed
+    token is both in the sync search and among its owner's looked-up tokens; where a
+    looked-up copy's ``nsUniqueId`` (or ``entryUUID``) is the id the sync search gave the
+    same DN, that attribute is the server's sync id, for every looked-up entry.
+    """
+    sync_ids: dict[str, set[uuid.UUID]] = {}
+    for entry in entries + extra:
+        sync_ids.setdefault(entry.dn.lower(), set()).add(entry.sync_uuid)
+    chosen = next(
+        (
+            name
+            for entry in entries + extra
+            for name in _ID_ATTRIBUTES
+            if (found := _uuid_attribute(entry, name)) is not None
+            and found != entry.sync_uuid
+            and found in sync_ids[entry.dn.lower()]
+        ),
+        None,
+    )
+    if chosen is None:
+        return
+    for batch in (entries, extra):
+        for i, entry in enumerate(batch):
+            found = _uuid_attribute(entry, chosen)
+            if found is not None and found != entry.sync_uuid:
+                batch[i] = LdapEntry(entry.dn, found, entry.attributes)
 
 
 def nt_hash_import(raw: bytes) -> str:
@@ -256,7 +306,10 @@ def map_ipa_entries(
     (matched case-insensitively by DN); they never become entries themselves.
 
     Args:
-        entries: the entries of the sync search (persons, groups, tokens).
+        entries: the entries of the sync search (persons, groups, tokens), then any
+            looked up by plain searches (owners of changed tokens); looked-up entries
+            get the kind of sync id the sync search gave (nsUniqueId on 389-ds in its
+            default mode, even when the entries also hold an entryUUID).
         config: the kanidm-ipa-sync configuration.
         extra_tokens: further tokens of persons in ``entries`` (an incremental run
             fetches every token of every changed person, since tokens that did not
@@ -270,8 +323,10 @@ def map_ipa_entries(
         SourceError: a required attribute is missing or a password cannot be imported.
     """
     batch = list(entries)
+    extra = list(extra_tokens)
+    _reidentify(batch, extra)
     tokens_by_owner: dict[str, dict[uuid.UUID, LdapEntry]] = {}
-    for token in [e for e in batch if is_token(e)] + list(extra_tokens):
+    for token in [e for e in batch if is_token(e)] + extra:
         owner = token.first("ipatokenowner")
         if owner is None:
             _log.warning("%s: token has no owner; not imported", token.dn)

@@ -43,11 +43,14 @@ def modify(server: Slapd, dn: str, changes: list[tuple[int, str, list[bytes]]]) 
 
 
 def test_full_refresh_applies_builtin_skips_and_totp(new_slapd) -> None:  # type: ignore[no-untyped-def]
-    """Admin, editors and user-private groups are left out; the token joins its owner."""
+    """Admin, editors and user-private groups are left out; the token joins its owner.
+
+    seed.ldif's posixAccount persons (no ipaNTUserAttrs) are synced, as by kanidm-ipa-sync.
+    """
     batch = source(new_slapd(seed=SEED)).fetch(REFRESH)
     assert isinstance(batch, FullImage)
     entries = {e.name: e for e in batch.entries if isinstance(e, Person | Group)}
-    assert ["staff", "tuser"] == sorted(entries)
+    assert ["alice", "bob", "carol", "dave", "erin", "staff", "tuser"] == sorted(entries)
     tuser = entries["tuser"]
     assert isinstance(tuser, Person)
     assert "ipaNTHash: iEb36u6PsRetBr3YMLdYbA" == tuser.password_import

@@ -181,7 +181,7 @@ def test_freeipa_tree_on_openldap_where_kanidm_ipa_sync_gives_up(
         assert {} == held(theirs)
         run_ours(tmp_path / "ours.toml", ours_server, env)
         names = sorted(v["name"][0] for v in held(ours).values())
-        assert ["staff", "tuser"] == names
+        assert ["alice", "bob", "carol", "dave", "erin", "staff", "tuser"] == names
         tuser = ours.entry("tuser")
         assert tuser is not None
         # The NT hash with its TOTP: a password-and-MFA credential.
