@@ -41,6 +41,7 @@ from ._ldap_map import (
     single_value,
     ssh_keys,
 )
+from ._ldap_syncrepl import Flavour
 
 __all__ = [
     "IPA_FILTER",
@@ -89,16 +90,24 @@ def is_token(entry: LdapEntry) -> bool:
     return "ipatoken" in classes and "ipatokentotp" in classes
 
 
-def sync_uuid_from_attributes(entry_dn: str, attributes: Mapping[str, object]) -> uuid.UUID:
+def sync_uuid_from_attributes(
+    entry_dn: str, attributes: Mapping[str, object], *, flavour: Flavour = "rfc4533"
+) -> uuid.UUID:
     """The sync UUID of an entry read by a plain search (no Sync State control).
 
-    OpenLDAP's sync UUID is ``entryUUID``. 389-ds derives it from ``nsUniqueId``
-    (``ac60034b-349811ed-a50d919b-4b1a5ec0``): the same 32 hex digits, regrouped as a
-    UUID (reference-sync-tools §3.5).
+    The attribute the server's content sync identifies entries by: ``entryUUID`` for
+    OpenLDAP and 389-ds in its OpenLDAP-compatible mode (``flavour="rfc4533"``);
+    ``nsUniqueId`` for 389-ds in its default mode (``flavour="389"``, FreeIPA), whose
+    ``ac60034b-349811ed-a50d919b-4b1a5ec0`` is the same 32 hex digits regrouped as a UUID
+    (reference-sync-tools §3.5). 389-ds 2.x stores an ``entryUUID`` too, which its
+    default mode does not use: reading that one would give a looked-up entry a new id,
+    and Kanidm would refuse the batch (409 on ``sync_external_id``). The other attribute
+    is the fallback.
 
     Args:
         entry_dn: the DN, for the error message.
         attributes: lower-case attribute names -> raw values.
+        flavour: the content sync flavour of the search whose ids these must match.
 
     Returns:
         The UUID.
@@ -106,7 +115,8 @@ def sync_uuid_from_attributes(entry_dn: str, attributes: Mapping[str, object]) -
     Raises:
         SourceError: the entry has neither attribute.
     """
-    for name in ("entryuuid", "nsuniqueid"):
+    order = ("nsuniqueid", "entryuuid") if flavour == "389" else ("entryuuid", "nsuniqueid")
+    for name in order:
         values = attributes.get(name)
         if isinstance(values, tuple | list) and values:
             raw = values[0]
@@ -116,54 +126,6 @@ def sync_uuid_from_attributes(entry_dn: str, attributes: Mapping[str, object]) -
             except ValueError:
                 break
     raise SourceError(f"{entry_dn}: no entryUUID or nsUniqueId to identify the entry")
-
-
-_ID_ATTRIBUTES: Final = ("entryuuid", "nsuniqueid")
-
-
-def _uuid_attribute(entry: LdapEntry, name: str) -> uuid.UUID | None:
-    values = entry.attributes.get(name, ())
-    if not values:
-        return None
-    try:
-        return uuid.UUID(hex=values[0].decode("ascii", "replace").replace("-", "").strip())
-    except ValueError:
-        return None
-
-
-def _reidentify(entries: list[LdapEntry], extra: list[LdapEntry]) -> None:
-    """Give looked-up entries the sync id the sync search uses (in place).
-
-    A plain search has no Sync State control, so the source reads a looked-up entry's id
-    from its attributes, ``entryUUID`` first. 389-ds 2.x stores an ``entryUUID`` next to
-    ``nsUniqueId`` while its default content sync mode (FreeIPA's) identifies entries by
-    ``nsUniqueId``: a changed token's owner went out under a new id with an existing
-    external id, and Kanidm refused the batch (409 on ``sync_external_id``). A changed
-    token is both in the sync search and among its owner's looked-up tokens; where a
-    looked-up copy's ``nsUniqueId`` (or ``entryUUID``) is the id the sync search gave the
-    same DN, that attribute is the server's sync id, for every looked-up entry.
-    """
-    sync_ids: dict[str, set[uuid.UUID]] = {}
-    for entry in entries + extra:
-        sync_ids.setdefault(entry.dn.lower(), set()).add(entry.sync_uuid)
-    chosen = next(
-        (
-            name
-            for entry in entries + extra
-            for name in _ID_ATTRIBUTES
-            if (found := _uuid_attribute(entry, name)) is not None
-            and found != entry.sync_uuid
-            and found in sync_ids[entry.dn.lower()]
-        ),
-        None,
-    )
-    if chosen is None:
-        return
-    for batch in (entries, extra):
-        for i, entry in enumerate(batch):
-            found = _uuid_attribute(entry, chosen)
-            if found is not None and found != entry.sync_uuid:
-                batch[i] = LdapEntry(entry.dn, found, entry.attributes)
 
 
 def nt_hash_import(raw: bytes) -> str:
@@ -307,9 +269,8 @@ def map_ipa_entries(
 
     Args:
         entries: the entries of the sync search (persons, groups, tokens), then any
-            looked up by plain searches (owners of changed tokens); looked-up entries
-            get the kind of sync id the sync search gave (nsUniqueId on 389-ds in its
-            default mode, even when the entries also hold an entryUUID).
+            looked up by plain searches (owners of changed tokens), whose ids the source
+            read with :func:`sync_uuid_from_attributes` in the search's flavour.
         config: the kanidm-ipa-sync configuration.
         extra_tokens: further tokens of persons in ``entries`` (an incremental run
             fetches every token of every changed person, since tokens that did not
@@ -324,7 +285,6 @@ def map_ipa_entries(
     """
     batch = list(entries)
     extra = list(extra_tokens)
-    _reidentify(batch, extra)
     tokens_by_owner: dict[str, dict[uuid.UUID, LdapEntry]] = {}
     for token in [e for e in batch if is_token(e)] + extra:
         owner = token.first("ipatokenowner")

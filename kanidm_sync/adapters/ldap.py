@@ -36,7 +36,7 @@ from ._freeipa import IPA_FILTER, TOKEN_FILTER, is_token, map_ipa_entries, sync_
 from ._ldap_client import LdapConnection, RefreshNeeded, class_ancestors, or_filter
 from ._ldap_config import EntryOverride, IpaConfig, LdapConfig, load_config, to_rfc4515_filter
 from ._ldap_map import LdapEntry, MappedBatch, map_ldap_entries, map_ldap_entry
-from ._ldap_syncrepl import Flavour, RefreshOutcome
+from ._ldap_syncrepl import Flavour, RefreshOutcome, flavour_of_cookie
 from ._protocols import Closeable, Delta, FullImage, RefreshRequired, SourceBatch, position
 
 if TYPE_CHECKING:
@@ -319,12 +319,14 @@ class FreeIpaSource(_SyncreplSource):
         entries = list(outcome.entries)
         extra_tokens: list[LdapEntry] = []
         if incremental:
-            owners, extra_tokens = self._token_lookups(conn, entries)
+            # Looked-up entries must carry the ids the sync search uses.
+            flavour = self._flavour or flavour_of_cookie(outcome.cookie)
+            owners, extra_tokens = self._token_lookups(conn, entries, flavour)
             entries.extend(owners)
         return map_ipa_entries(entries, self.config, extra_tokens=extra_tokens)
 
     def _token_lookups(
-        self, conn: LdapConnection, entries: Sequence[LdapEntry]
+        self, conn: LdapConnection, entries: Sequence[LdapEntry], flavour: Flavour
     ) -> tuple[list[LdapEntry], list[LdapEntry]]:
         persons = {e.dn.lower() for e in entries if "person" in e.object_classes()}
         owners_needed: set[str] = set()
@@ -339,21 +341,21 @@ class FreeIpaSource(_SyncreplSource):
             for dn, attributes in conn.search(
                 owner_dn,
                 "(&(objectClass=person)(objectClass=posixaccount))",
-                ["*", "entryUUID", "nsUniqueId"],
+                # nsAccountLock is operational on 389-ds: "*" alone leaves it out, and
+                # the owner would be re-sent unlocked.
+                ["*", "entryUUID", "nsUniqueId", "nsAccountLock"],
                 scope=_python_ldap.SCOPE_BASE,
             ):
-                owners.append(
-                    LdapEntry(dn, sync_uuid_from_attributes(dn, _lower(attributes)), attributes)
-                )
+                uid = sync_uuid_from_attributes(dn, _lower(attributes), flavour=flavour)
+                owners.append(LdapEntry(dn, uid, attributes))
         tokens: list[LdapEntry] = []
         all_persons = sorted(persons | {o.dn.lower() for o in owners})
         for owner_terms in or_filter("ipatokenOwner", all_persons):
             for dn, attributes in conn.search(
                 self._base_dn, f"(&{TOKEN_FILTER}{owner_terms})", ["*", "entryUUID", "nsUniqueId"]
             ):
-                tokens.append(
-                    LdapEntry(dn, sync_uuid_from_attributes(dn, _lower(attributes)), attributes)
-                )
+                uid = sync_uuid_from_attributes(dn, _lower(attributes), flavour=flavour)
+                tokens.append(LdapEntry(dn, uid, attributes))
         return owners, tokens
 
 

@@ -447,6 +447,12 @@ def test_sync_uuid_from_plain_search_attributes() -> None:
     )
     with pytest.raises(SourceError, match="no entryUUID"):
         sync_uuid_from_attributes("cn=x", {})
+    # 389-ds 2.x holds both; its default mode (cookies host:port#...) syncs by nsUniqueId.
+    both = {"entryuuid": [str(U1).encode()], "nsuniqueid": [b"ac60034b-349811ed-a50d919b-4b1a5ec0"]}
+    assert U1 == sync_uuid_from_attributes("x", both)
+    assert U1 == sync_uuid_from_attributes("x", both, flavour="rfc4533")
+    assert ns == sync_uuid_from_attributes("x", both, flavour="389")
+    assert U1 == sync_uuid_from_attributes("x", {"entryuuid": both["entryuuid"]}, flavour="389")
 
 
 def test_nt_hash_import_is_unpadded_urlsafe() -> None:
