@@ -59,16 +59,19 @@ from ._entries import (
 __all__ = ["fast_entry"]
 
 
-def _trusted(cls: type) -> Callable[..., Any]:
+def _trusted(cls: type, fields: str) -> Callable[..., Any]:
     """A constructor of ``cls`` that sets every field's slot as given, checking nothing.
 
-    Only for values the decoder has checked and built in their final form. Every field
-    is a required keyword, so a field cannot be left unset.
+    Only for values the decoder has checked and built in their final form. It takes
+    every field, positionally (a keyword call costs more than the rest of the call), in
+    the order ``fields`` names them: the class's own order, checked here at import.
     """
     names = [a.name for a in attrs.fields(cls)]
+    if names != fields.split():  # pragma: no cover - a model changed; update the call sites
+        raise RuntimeError(f"{cls.__name__} fields are {names}, not {fields.split()}")
     params = ", ".join(names)
     body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
-    source = f"def build(*, {params}):\n    self = _new(_cls)\n{body}    return self\n"
+    source = f"def build({params}, /):\n    self = _new(_cls)\n{body}    return self\n"
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update({f"_set_{n}": cls.__dict__[n].__set__ for n in names})
     exec(source, scope)  # generated from the class's own field names
@@ -77,14 +80,25 @@ def _trusted(cls: type) -> Callable[..., Any]:
     return build
 
 
-_new_person: Final = _trusted(Person)
-_new_group: Final = _trusted(Group)
-_new_service_account: Final = _trusted(ServiceAccount)
-_new_mail: Final = _trusted(Mail)
-_new_ssh_key: Final = _trusted(SshPublicKey)
-_new_posix_account: Final = _trusted(PosixAccount)
-_new_posix_group: Final = _trusted(PosixGroup)
-_new_oauth2: Final = _trusted(OAuth2Account)
+_new_person: Final = _trusted(
+    Person,
+    "id external_id name displayname legalname mail ssh_publickey account_valid_from"
+    " account_expire account_softlock_expire password_import totp_import posix oauth2 extra"
+    " schema_order",
+)
+_new_group: Final = _trusted(
+    Group, "id external_id name description mail member posix extra schema_order"
+)
+_new_service_account: Final = _trusted(
+    ServiceAccount,
+    "id external_id name displayname description mail ssh_publickey account_valid_from"
+    " account_expire account_softlock_expire password_import posix extra schema_order",
+)
+_new_mail: Final = _trusted(Mail, "value primary")
+_new_ssh_key: Final = _trusted(SshPublicKey, "label value")
+_new_posix_account: Final = _trusted(PosixAccount, "gidnumber loginshell unix_password_import")
+_new_posix_group: Final = _trusted(PosixGroup, "gidnumber")
+_new_oauth2: Final = _trusted(OAuth2Account, "provider unique_user_id unique_user_sub")
 
 _NO_EXTRA: Final[types.MappingProxyType[str, Any]] = types.MappingProxyType({})
 """The ``extra`` of every fast-decoded entry: empty and read-only, so it can be shared."""
@@ -185,11 +199,11 @@ def _mail(item: object) -> Mail:
     if type(value) is not str:
         raise _Unusual
     if len(item) == 1:
-        return _new_mail(value=value, primary=None)  # type: ignore[no-any-return]
+        return _new_mail(value, None)  # type: ignore[no-any-return]
     primary = item.get("primary")
     if len(item) != 2 or type(primary) is not bool:
         raise _Unusual
-    return _new_mail(value=value, primary=primary)  # type: ignore[no-any-return]
+    return _new_mail(value, primary)  # type: ignore[no-any-return]
 
 
 def _mails(items: object) -> tuple[Mail, ...]:
@@ -209,7 +223,7 @@ def _ssh_key(item: object) -> SshPublicKey:
     value = item.get("value")
     if type(label) is not str or type(value) is not str:
         raise _Unusual
-    return _new_ssh_key(label=label, value=value)  # type: ignore[no-any-return]
+    return _new_ssh_key(label, value)  # type: ignore[no-any-return]
 
 
 def _ssh_keys(items: object) -> tuple[SshPublicKey, ...]:
@@ -222,13 +236,7 @@ def _ssh_keys(items: object) -> tuple[SshPublicKey, ...]:
     return tuple([_ssh_key(item) for item in items])
 
 
-def _member(item: object) -> str:
-    if type(item) is not dict or len(item) != 1:
-        raise _Unusual
-    ref = item.get("external_id")
-    if type(ref) is not str:
-        raise _Unusual
-    return ref
+_ONLY_STR: Final = frozenset({str})
 
 
 def _members(items: object) -> tuple[str, ...]:
@@ -236,7 +244,13 @@ def _members(items: object) -> tuple[str, ...]:
         return ()
     if type(items) is not list or not items:
         raise _Unusual
-    return tuple([_member(item) for item in items])
+    # Each item must be {"external_id": "…"}: anything else reads as None here.
+    refs = [
+        item.get("external_id") if type(item) is dict and len(item) == 1 else None for item in items
+    ]
+    if set(map(type, refs)) != _ONLY_STR:
+        raise _Unusual
+    return tuple(refs)  # type: ignore[arg-type]  # every item is a str
 
 
 def _gidnumber(value: object) -> int | None:
@@ -249,9 +263,9 @@ def _gidnumber(value: object) -> int | None:
 
 def _posix_account(get: Callable[[str], object]) -> PosixAccount:
     return _new_posix_account(  # type: ignore[no-any-return]
-        gidnumber=_gidnumber(get("gidnumber")),
-        loginshell=_opt(get("loginshell")),
-        unix_password_import=_opt(get("unix_password_import")),
+        _gidnumber(get("gidnumber")),
+        _opt(get("loginshell")),
+        _opt(get("unix_password_import")),
     )
 
 
@@ -271,6 +285,7 @@ def _entry(obj: dict[str, object], strict: bool) -> Entry:
         raise _Unusual
     if strict and "meta" in obj:
         raise _Unusual
+    # The builders take every field positionally, in the class's order (_trusted checks it).
     get = obj.get
     raw_id = get("id")
     if type(raw_id) is not str or not _UUID_RE.fullmatch(raw_id):
@@ -280,35 +295,35 @@ def _entry(obj: dict[str, object], strict: bool) -> Entry:
         raise _Unusual
     if kind == _GROUP_KIND:
         return _new_group(  # type: ignore[no-any-return]
-            id=_entry_id(raw_id),
-            external_id=_opt(get("externalId")),
-            name=name,
-            description=_opt(get("description")),
-            mail=_mails(get("mail")),
-            member=_members(get("member")),
-            posix=_new_posix_group(gidnumber=_gidnumber(get("gidnumber"))) if posix else None,
-            extra=_NO_EXTRA,
-            schema_order=order,
+            _entry_id(raw_id),
+            _opt(get("externalId")),
+            name,
+            _opt(get("description")),
+            _mails(get("mail")),
+            _members(get("member")),
+            _new_posix_group(_gidnumber(get("gidnumber"))) if posix else None,
+            _NO_EXTRA,
+            order,
         )
     displayname = get("displayname")
     if type(displayname) is not str:
         raise _Unusual
     if kind == _SERVICE_KIND:
         return _new_service_account(  # type: ignore[no-any-return]
-            id=_entry_id(raw_id),
-            external_id=_opt(get("externalId")),
-            name=name,
-            displayname=displayname,
-            description=_opt(get("description")),
-            mail=_mails(get("mail")),
-            ssh_publickey=_ssh_keys(get("ssh_publickey")),
-            account_valid_from=_opt(get("account_valid_from")),
-            account_expire=_opt(get("account_expire")),
-            account_softlock_expire=_opt(get("account_softlock_expire")),
-            password_import=_opt(get("password_import")),
-            posix=_posix_account(get) if posix else None,
-            extra=_NO_EXTRA,
-            schema_order=order,
+            _entry_id(raw_id),
+            _opt(get("externalId")),
+            name,
+            displayname,
+            _opt(get("description")),
+            _mails(get("mail")),
+            _ssh_keys(get("ssh_publickey")),
+            _opt(get("account_valid_from")),
+            _opt(get("account_expire")),
+            _opt(get("account_softlock_expire")),
+            _opt(get("password_import")),
+            _posix_account(get) if posix else None,
+            _NO_EXTRA,
+            order,
         )
     facet = None
     if oauth2:
@@ -317,27 +332,27 @@ def _entry(obj: dict[str, object], strict: bool) -> Entry:
         if type(provider) is not str or type(user_id) is not str:
             raise _Unusual
         facet = _new_oauth2(
-            provider=provider,
-            unique_user_id=user_id,
-            unique_user_sub=_opt(get("oauth2_account_unique_user_sub")),
+            provider,
+            user_id,
+            _opt(get("oauth2_account_unique_user_sub")),
         )
     return _new_person(  # type: ignore[no-any-return]
-        id=_entry_id(raw_id),
-        external_id=_opt(get("externalId")),
-        name=name,
-        displayname=displayname,
-        legalname=_opt(get("legalname")),
-        mail=_mails(get("mail")),
-        ssh_publickey=_ssh_keys(get("ssh_publickey")),
-        account_valid_from=_opt(get("account_valid_from")),
-        account_expire=_opt(get("account_expire")),
-        account_softlock_expire=_opt(get("account_softlock_expire")),
-        password_import=_opt(get("password_import")),
-        totp_import=(),
-        posix=_posix_account(get) if posix else None,
-        oauth2=facet,
-        extra=_NO_EXTRA,
-        schema_order=order,
+        _entry_id(raw_id),
+        _opt(get("externalId")),
+        name,
+        displayname,
+        _opt(get("legalname")),
+        _mails(get("mail")),
+        _ssh_keys(get("ssh_publickey")),
+        _opt(get("account_valid_from")),
+        _opt(get("account_expire")),
+        _opt(get("account_softlock_expire")),
+        _opt(get("password_import")),
+        (),
+        _posix_account(get) if posix else None,
+        facet,
+        _NO_EXTRA,
+        order,
     )
 
 
