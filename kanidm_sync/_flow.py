@@ -14,6 +14,7 @@ do), compute diffs (``_plan``), split requests (``_chunk``) or decide guards
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import pathlib
@@ -68,7 +69,7 @@ from ._plan import KnownState, Plan, apply_to_known, build_plan, resume_plan
 from ._proto._changeset import ChangeSet
 from ._proto._report import ValidationReport
 from ._proto._state import ActiveState, RefreshState, SyncState
-from ._record import _RecordStore
+from ._record import RecordWriteError, _RecordStore
 from ._report import Progress, RunReport
 from ._rules import Rules
 from ._schedule import RunnerStatus, Schedule
@@ -82,6 +83,17 @@ from .adapters._protocols import (
 __all__: list[str] = []
 
 _log = logging.getLogger("kanidm_sync.runner")
+
+
+class _Unrecorded(Exception):
+    """Internal carrier: the run committed in Kanidm, the local record was not written."""
+
+    def __init__(self, error: RecordWriteError, sent: int, size: int, plan: Plan) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent
+        self.size = size
+        self.plan = plan
 
 
 def _to_send(plan: Plan) -> int:
@@ -105,7 +117,9 @@ class _RunnerCore(_Reporting):
         if max_request_bytes < 4096:
             raise ValueError("max_request_bytes must be at least 4096")
         self._rules = rules
-        self._store = _RecordStore(None if state_path is None else pathlib.Path(state_path))
+        self._store = _RecordStore(
+            None if state_path is None else pathlib.Path(state_path), migrate=True
+        )
         # One run at a time per record (``_lock``); no record, nothing local to protect.
         self._lock = None if self._store.path is None else RunLock(self._store.path)
         self._guards = guards if guards is not None else Guards()
@@ -376,7 +390,12 @@ class _RunnerCore(_Reporting):
         if not (plan.is_noop and plan.base_known):
             # (A no-op over a known base leaves the record exactly right: no rewrite.)
             known_base = planned.known if plan.base_known else None
-            yield _SaveKnown(apply_to_known(known_base, plan))
+            try:
+                yield _SaveKnown(apply_to_known(known_base, plan))
+            except RecordWriteError as exc:
+                # Kanidm committed the run; only the local record is behind. The report
+                # says both (a full disk is not "nothing was applied").
+                raise _Unrecorded(exc, sent, size, plan) from exc
         return sent, size, plan
 
     @staticmethod
@@ -516,6 +535,13 @@ class _RunnerCore(_Reporting):
             self._record(report)
             wrapped.error.run_report = report
             raise wrapped.error from None
+        except _Unrecorded as unrecorded:
+            assert planned is not None  # the run got as far as the apply
+            planned = attrs.evolve(planned, plan=unrecorded.plan)
+            report = self._unrecorded(started, t0, planned, unrecorded)
+            self._record(report)
+            unrecorded.error.run_report = report
+            raise unrecorded.error from unrecorded.error.__cause__
         except (GuardError, ValidationError) as exc:
             if isinstance(exc, GuardError):
                 planned = _Planned(plan=exc.plan, known=None, warnings=exc.plan.notes)
@@ -541,6 +567,27 @@ class _RunnerCore(_Reporting):
         )
         _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
         return report
+
+    def _unrecorded(
+        self, started: datetime.datetime, t0: float, planned: _Planned, unrecorded: _Unrecorded
+    ) -> RunReport:
+        """The report of a run Kanidm committed but the local record could not follow."""
+        _log.log(
+            logging.ERROR if self._in_loop else logging.WARNING,
+            "run failed after Kanidm committed it: %s",
+            unrecorded.error,
+        )
+        return self._report(
+            outcome="failed",
+            started=started,
+            t0=t0,
+            state_before=planned.plan.from_state,
+            state_after=planned.plan.to_state,
+            planned=planned,
+            sent=unrecorded.sent,
+            size=unrecorded.size,
+            error=unrecorded.error,
+        )
 
     def _schedule_flow(
         self,

@@ -16,7 +16,8 @@ import argparse
 from .._client import Client
 from .._exceptions import AuthenticationError, DataError
 from .._guards import GuardError
-from .._proto._state import ActiveState
+from .._proto._state import ActiveState, SyncState
+from .._record import _RecordStore
 from .._runner import Runner
 from .._types import JSONObject
 from ._config import RunConfig
@@ -140,8 +141,52 @@ def _status(args: argparse.Namespace, out: Output) -> int:
         if last.get("next_run_at"):
             lines.append(f"next run due: {last['next_run_at']}")
         text = "\n".join(lines)
+    if args.entries:
+        listed = _record_entries(config, state)
+        data["record"] = listed[1]
+        text += "\n" + listed[0]
     out.result(text, data)
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _record_entries(config: RunConfig, state: SyncState) -> tuple[str, JSONObject]:
+    """``status --entries``: the local record's entries, as text and as JSON."""
+    path = config.record_path
+    listing = _RecordStore(path).listing()
+    if listing is None:
+        return f"local record {path}: none (or unreadable: see the warning)", {
+            "path": str(path),
+            "count": None,
+            "current": False,
+            "entries": None,
+        }
+    cookie, entries = listing
+    current = isinstance(state, ActiveState) and state.cookie == cookie
+    which = (
+        "for Kanidm's current cookie"
+        if current
+        else "for another cookie than Kanidm's (the next run re-sends the whole image)"
+    )
+    rows = [[e.kind, e.name or "-", e.id, e.external_id or "-"] for e in entries]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_COLUMNS)]
+    lines = [
+        f"local record {path}: {len(entries)} entries, {which}",
+        "  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True)).rstrip(),
+        *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows),
+    ]
+    data: JSONObject = {
+        "path": str(path),
+        "count": len(entries),
+        "current": current,
+        "entries": [
+            {"kind": e.kind, "name": e.name, "id": e.id, "external_id": e.external_id}
+            for e in entries
+        ],
+    }
+    return "\n".join(lines), data
+
+
+_COLUMNS = ("kind", "name", "id", "external id")
 
 
 def add_parsers(
@@ -202,4 +247,9 @@ def add_parsers(
         parents=[common],
     )
     config_options(p)
+    p.add_argument(
+        "--entries",
+        action="store_true",
+        help="also list the entries of the local record (kind, name, id, external id), sorted",
+    )
     p.set_defaults(handler=_status)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import pathlib
+import sqlite3
 from typing import Any
 
 import attrs
@@ -79,8 +81,8 @@ def test_first_refresh_creates_everything_and_records_the_cookie(
     assert b"list-1" == source_cookie(fake.cookie("hr"))
     assert 2 == len(fake.store.entry("group1").get("member"))  # type: ignore[union-attr]
     assert 3 == report.counts["create-or-replace"]
-    record = json.loads(state_path.read_text())
-    assert 3 == record["count"]
+    with contextlib.closing(sqlite3.connect(state_path)) as record:
+        assert [(3,)] == record.execute("SELECT count(*) FROM entries").fetchall()
     data = json.loads(report.to_json())
     assert data["cookie_before"] == "Refresh"
     assert data["cookie_after"] == {"Active": {"cookie": b64("kanidm-sync-held:v1:3:list-1")}}
@@ -500,7 +502,7 @@ def test_logging_never_shows_secrets(
         report = Runner(client, source, state_path=state_path).run_once()
     assert secret not in caplog.text
     assert secret not in report.to_json()
-    assert secret not in state_path.read_text()
+    assert secret.encode() not in state_path.read_bytes()
     assert account.token not in caplog.text
 
 
