@@ -2,9 +2,9 @@
 
 Owns: the :class:`SnapshotSource` protocol (a source that can only list everything) and
 :class:`SnapshotAdapter`, a :class:`~kanidm_sync.adapters.SourceAdapter` that diffs each
-new snapshot against the last one Kanidm applied, kept in a local state store (one JSON
-file). Must not: talk to Kanidm, or need any callback from the runner. Everything it
-needs to know about what Kanidm holds is in the cookie Kanidm returns.
+new snapshot against the last one Kanidm applied, kept in a local state store (one SQLite
+file, ``_snapshot_db``). Must not: talk to Kanidm, or need any callback from the runner.
+Everything it needs to know about what Kanidm holds is in the cookie Kanidm returns.
 
 Theory of operation
 -------------------
@@ -46,7 +46,7 @@ themselves, and never a secret in clear):
    unchanged entry naming a new entry's external id (Kanidm resolves external ids when
    the naming entry is applied, so a group naming an entry re-created under a new UUID
    must be sent again). Record it as
-   pending (atomic write: temporary file, fsync, ``os.replace``) *before* returning it.
+   pending (one SQLite transaction, only the rows that changed) *before* returning it.
 
 A crash at any point converges: before the store write nothing changed; after it, Kanidm
 either committed the pending cookie (case 2) or did not (case 3). An apply that Kanidm
@@ -66,30 +66,28 @@ which re-applies the new rules to every entry).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import pathlib
+import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Final, Protocol, runtime_checkable
 
 from .._chunk import external_references
 from .._exceptions import KanidmSyncError, SourceError
-from .._files import write_atomic
 from .._proto._entries import Entry
 from .._proto._state import ActiveState, RefreshState, SyncState
+from .._record_db import describe_error
 from ._protocols import Delta, FullImage
+from ._snapshot_db import _ForeignStoreError, _SnapshotDb
 from ._snapshot_store import (
     _MAX_RETIRED,
     STORE_FORMAT,
     STORE_VERSION,
     _cookies_of,
     _CorruptStoreError,
-    _decode_store,
     _delta_digest,
-    _encode_store,
     _entry_digest,
     _full_digest,
     _make_cookie,
@@ -189,6 +187,7 @@ class SnapshotAdapter:
         self._source = source
         self._path = pathlib.Path(state_path)
         self._fingerprint = fingerprint
+        self._db = _SnapshotDb(self._path)
         # The last snapshot this object computed: id -> (entry, digest). An equal entry
         # in the next snapshot reuses its digest, so a long-running process only encodes
         # what changed.
@@ -217,7 +216,7 @@ class SnapshotAdapter:
             SourceError: the file exists but could not be removed.
         """
         try:
-            self._path.unlink(missing_ok=True)
+            self._db.remove()
         except OSError as exc:
             raise SourceError(f"{self._path}: cannot remove the snapshot store") from exc
 
@@ -332,25 +331,23 @@ class SnapshotAdapter:
 
     def _load(self) -> _Store | None:
         try:
-            text = self._path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            _log.info("%s: no snapshot store yet; sending a full image", self._path)
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
+            store = self._db.load()
+        except OSError as exc:
             _log.warning(
                 "%s: cannot read the snapshot store (%s); sending a full image",
                 self._path,
-                type(exc).__name__,
+                describe_error(exc),
             )
             return None
-        try:
-            store = _decode_store(json.loads(text))
-            self._known_cookies = _cookies_of(store)
-        except (ValueError, RecursionError, _CorruptStoreError) as exc:
+        except _CorruptStoreError as exc:
             _log.warning(
                 "%s: the snapshot store is corrupt (%s); sending a full image", self._path, exc
             )
             return None
+        if store is None:
+            _log.info("%s: no snapshot store yet; sending a full image", self._path)
+            return None
+        self._known_cookies = _cookies_of(store)
         if store.fingerprint != self._fingerprint:
             # Expected after a change of rules (the documented remedy for a conflict is
             # adding one): not a warning.
@@ -464,26 +461,16 @@ class SnapshotAdapter:
         return entries, changed, deleted
 
     def _write(self, store: _Store) -> None:
-        text = _encode_store(store)
         try:
             # Like the runner's record, the store's directory is created on first use.
-            write_atomic(self._path, text)
-        except OSError as exc:
+            self._db.write(store)
+        except _ForeignStoreError as exc:
             raise SourceError(
-                f"{self._path}: cannot write the snapshot store: {exc.strerror or exc}"
+                f"{self._path}: not writing the snapshot store over {exc}; give the "
+                "SnapshotAdapter another state_path"
+            ) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise SourceError(
+                f"{self._path}: cannot write the snapshot store ({describe_error(exc)}); the "
+                "previous store is intact"
             ) from exc
-        _fsync_directory(self._path.parent)
-
-
-def _fsync_directory(directory: pathlib.Path) -> None:
-    # Make the rename itself durable. Not possible on every platform (Windows cannot
-    # open a directory), where os.replace is the best available.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

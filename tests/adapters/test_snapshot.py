@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import pathlib
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -203,9 +204,9 @@ def test_secret_change_is_churn_and_not_stored(store: pathlib.Path) -> None:
     batch = adapter.fetch(ActiveState(first.cookie))
     assert isinstance(batch, Delta)
     assert 1 == len(batch.entries)
-    text = store.read_text()
-    assert "SSHA" not in text
-    assert "bmV3" not in text
+    data = store.read_bytes()
+    assert b"SSHA" not in data
+    assert b"bmV3" not in data
 
 
 def test_crash_after_apply_before_recording_converges(store: pathlib.Path) -> None:
@@ -331,11 +332,13 @@ def test_unwritable_store_is_a_source_error(tmp_path: pathlib.Path) -> None:
         SnapshotAdapter(ListSource([person(1)]), path).fetch(REFRESH)
 
 
-def test_store_format_is_versioned_json(store: pathlib.Path) -> None:
-    """The store is JSON with a format and a version field."""
+def test_store_format_is_a_versioned_database(store: pathlib.Path) -> None:
+    """The store is a SQLite database with a format and a version (see test_snapshot_db)."""
     SnapshotAdapter(ListSource([person(1)]), store).fetch(REFRESH)
-    data = json.loads(store.read_text())
-    assert ("kanidm-sync snapshot store", 1) == (data["format"], data["version"])
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        assert 2 == conn.execute("PRAGMA user_version").fetchone()[0]
+    assert ("kanidm-sync snapshot store", 2) == (meta["format"], meta["version"])
 
 
 def _python_blocks(text: str) -> list[str]:
