@@ -99,6 +99,7 @@ from ._exceptions import (
 from ._guards import DeletionGuardError, GuardError, Guards, SourceGuardError
 from ._lock import ConcurrentRunError
 from ._plan_model import Action, EntryChange, Plan
+from ._record import RecordWriteError
 from ._proto._admin import SyncAccountInfo, TokenInfo
 from ._proto._changeset import ChangeSet
 from ._proto._entries import (
@@ -193,6 +194,7 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "ProtocolError",
+    "RecordWriteError",
     "ReferentialIntegrityError",
     "RefreshState",
     "Remap",
