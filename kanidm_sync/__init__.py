@@ -99,7 +99,6 @@ from ._exceptions import (
 from ._guards import DeletionGuardError, GuardError, Guards, SourceGuardError
 from ._lock import ConcurrentRunError
 from ._plan_model import Action, EntryChange, Plan
-from ._record import RecordWriteError
 from ._proto._admin import SyncAccountInfo, TokenInfo
 from ._proto._changeset import ChangeSet
 from ._proto._entries import (
@@ -129,6 +128,7 @@ from ._proto._state import (
     RetentionMode,
     SyncState,
 )
+from ._record import RecordWriteError
 from ._report import Progress, RunOutcome, RunReport
 from ._rules import EntryPredicate, Remap, Rules
 from ._runner import AsyncRunner, ProgressCallback, Runner, StalePlanError
