@@ -6,8 +6,6 @@ raised as one :class:`~kanidm_sync.DecodeError` with its JSON path.
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
 from typing import Final
 
@@ -39,13 +37,12 @@ from ._codec_common import (
     _Errors,
     _expected,
     _key_path,
-    _object_pairs,
     _parse_uuid,
-    _surrogate_path,
     _unknown_keys,
 )
 from ._codec_state import _retention, _sync_state
 from ._decode_fast import fast_entry
+from ._decode_stream import ENTRIES_STREAMED, loads, stream_request
 from ._entries import (
     Entry,
     GenericEntry,
@@ -461,9 +458,16 @@ def decode_changeset(obj: object, *, strict: bool = False) -> ChangeSet:
     return _decode_changeset(obj, strict)
 
 
-def _decode_changeset(obj: object, strict: bool, *, own: bool = False) -> ChangeSet:
+def _decode_changeset(
+    obj: object,
+    strict: bool,
+    *,
+    own: bool = False,
+    streamed: tuple[list[Entry], _Errors] = ([], []),
+) -> ChangeSet:
     # own: the JSON came from our own parser, so each raw entry is dropped once decoded
     # (the raw tree shrinks as the typed one grows: less memory, shorter GC passes).
+    # streamed: the entries (and their problems) _decode_stream decoded while parsing.
     errs: _Errors = []
     top = _as_object(obj, "$", errs, "a sync request object")
     if top is None:
@@ -487,7 +491,10 @@ def _decode_changeset(obj: object, strict: bool, *, own: bool = False) -> Change
     entries: list[Entry] = []
     if "entries" in top:
         raw_entries = top["entries"]
-        if isinstance(raw_entries, list):
+        if raw_entries is ENTRIES_STREAMED:
+            entries, entry_errs = streamed
+            errs.extend(entry_errs)
+        elif isinstance(raw_entries, list):
             append = entries.append
             for i, raw in enumerate(raw_entries):
                 if own:
@@ -505,43 +512,6 @@ def _decode_changeset(obj: object, strict: bool, *, own: bool = False) -> Change
     if errs or from_state is None or to_state is None or retain is None:
         raise DecodeError(errs)
     return ChangeSet(from_state=from_state, to_state=to_state, entries=entries, retain=retain)
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON (serde_json refuses it)")
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range (serde_json refuses it)")
-    return value
-
-
-def _loads(text: str, *, literal_surrogates: bool = False) -> object:
-    try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_object_pairs,
-            parse_constant=_refuse_constant,
-            parse_float=_parse_float,
-        )
-    except json.JSONDecodeError as exc:
-        raise DecodeError(
-            [("$", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
-        ) from None
-    except ValueError as exc:
-        # The int-string conversion limit, NaN/Infinity, an out-of-range float.
-        raise DecodeError([("$", f"not acceptable JSON: {exc}")]) from None
-    except RecursionError:
-        raise DecodeError([("$", "JSON nested too deeply")]) from None
-    if literal_surrogates or _LONE_SURROGATE_ESCAPE.search(text):
-        # serde_json refuses escapes of lone surrogates; a str given to us may even hold
-        # them literally. Neither is Unicode text, and neither could be encoded again.
-        where = _surrogate_path(value, "$")
-        if where is not None:
-            raise DecodeError([(where, "a string holds a lone surrogate (not Unicode)")])
-    return value
 
 
 def decode_changeset_json(data: str | bytes, *, strict: bool = False) -> ChangeSet:
@@ -572,10 +542,16 @@ def decode_changeset_json(data: str | bytes, *, strict: bool = False) -> ChangeS
             literal_surrogates = True
     else:
         raise DecodeError([("$", f"expected JSON text or bytes, got {type(data).__name__}")])
+    if not literal_surrogates and not _LONE_SURROGATE_ESCAPE.search(text):
+        # Entries decoded as they are parsed; None: something for the ordinary path.
+        streamed = stream_request(text, strict, _entry)
+        if streamed is not None:
+            top, entries, entry_errs = streamed
+            return _decode_changeset(top, strict, streamed=(entries, entry_errs))
     try:
         # Our own parser's output needs no foreign-object check.
         return _decode_changeset(
-            _loads(text, literal_surrogates=literal_surrogates), strict, own=True
+            loads(text, literal_surrogates=literal_surrogates), strict, own=True
         )
     except RecursionError:
         raise DecodeError([("$", "JSON nested too deeply")]) from None

@@ -37,7 +37,7 @@ from kanidm_sync import (
     SshPublicKey,
     Totp,
 )
-from kanidm_sync._proto import _decode, _decode_fast, _encode, _encode_text
+from kanidm_sync._proto import _decode, _decode_fast, _decode_stream, _encode, _encode_text
 from kanidm_sync._proto._codec import encode_changeset_json
 from kanidm_sync._proto._codec_common import _object_pairs
 from kanidm_sync.testing.strategies import changesets
@@ -444,3 +444,86 @@ def test_user_built_entries_are_still_validated() -> None:
         Person(id=UID, name=5, displayname="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"Mail\.primary must be a bool or None"):
         Mail("a@x", primary="yes")  # type: ignore[arg-type]
+
+
+# --- decoding: the streaming parse reports what the ordinary parse reports ------------------
+
+
+def ordinary(text: str | bytes, strict: bool) -> object:
+    """The request decoded without the streaming parse: a ChangeSet or the error's problems."""
+    original = _decode.stream_request  # type: ignore[attr-defined]
+    _decode.stream_request = lambda *args: None  # type: ignore[attr-defined]
+    try:
+        return outcome(text, strict)
+    finally:
+        _decode.stream_request = original  # type: ignore[attr-defined]
+
+
+def outcome(text: str | bytes, strict: bool) -> object:
+    try:
+        cs = ChangeSet.from_json(text, strict=strict)
+    except DecodeError as exc:
+        return exc.errors
+    return cs, [getattr(e, "schema_order", None) for e in cs.entries]
+
+
+def mutations(text: str) -> st.SearchStrategy[str]:
+    """Texts near ``text``: a character replaced, inserted or deleted, or a piece repeated."""
+    positions = st.integers(0, max(len(text) - 1, 0))
+    chars = st.sampled_from([*'{}[]:,"\\ \n0aenul-', "\ud800", "é"])
+    return st.one_of(
+        st.tuples(positions, chars).map(lambda pc: text[: pc[0]] + pc[1] + text[pc[0] + 1 :]),
+        st.tuples(positions, chars).map(lambda pc: text[: pc[0]] + pc[1] + text[pc[0] :]),
+        positions.map(lambda p: text[:p] + text[p + 1 :]),
+        st.tuples(positions, positions).map(
+            lambda ab: text[: max(ab)] + text[min(ab) : max(ab)] + text[max(ab) :]
+        ),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changesets(max_entries=3, extra=True, generic=True), st.data(), st.booleans())
+def test_streaming_parse_reports_what_the_ordinary_parse_reports(
+    cs: ChangeSet, data: st.DataObject, strict: bool
+) -> None:
+    text = data.draw(mutations(cs.to_json().decode()))
+    assert outcome(text, strict) == ordinary(text, strict)
+
+
+STREAM_CASES = [
+    '{"from_state":"Refresh","to_state":"Refresh","entries":[],"retain":"Ignore"}',
+    ' { "from_state" : "Refresh" , "to_state":"Refresh", "entries" : [ ] , "retain":"Ignore" } ',
+    '{"from_state":"Refresh","to_state":"Refresh","entries":[],"retain":"Ignore"} x',
+    '{"from_state":"Refresh","to_state":"Refresh","entries":[],"retain":"Ignore","retain":"x"}',
+    '{"from_state":"Refresh","to_state":"Refresh","entries":{},"retain":"Ignore"}',
+    '{"from_state":"Refresh","to_state":"Refresh","entries":[1,],"retain":"Ignore"}',
+    '{"from_state":"Refresh","entries":[5, {"schemas":[]}],"to_state":"Nope","x":1}',
+    '{"entries":[{"id":"\\ud800"}],"from_state":"Refresh","to_state":"Refresh","retain":"Ignore"}',
+    '{"entries":[NaN],"from_state":"Refresh","to_state":"Refresh","retain":"Ignore"}',
+    '{"entries":[1e999],"from_state":"Refresh","to_state":"Refresh","retain":"Ignore"}',
+    '{"entries":[' + "[" * 100_000 + "]" * 100_000 + "]}",
+    "{}",
+    "[]",
+    "",
+    '{"entries":[]',
+]
+
+
+@pytest.mark.parametrize("text", STREAM_CASES)
+@pytest.mark.parametrize("strict", [False, True])
+def test_streaming_parse_edge_cases(text: str, strict: bool) -> None:
+    assert outcome(text, strict) == ordinary(text, strict)
+    assert outcome(text.encode("utf-8", "surrogatepass"), strict) == ordinary(
+        text.encode("utf-8", "surrogatepass"), strict
+    )
+
+
+def test_streaming_parse_is_taken_and_drops_raw_entries() -> None:
+    cs = ChangeSet(from_state=RefreshState(), to_state=RefreshState(), entries=corner_entries())  # type: ignore[arg-type]
+    for text in (cs.to_json().decode(), json.dumps(json.loads(cs.to_json()), indent=2)):
+        streamed = _decode_stream.stream_request(text, False, _decode._entry)
+        assert streamed is not None
+        top, entries, errs = streamed
+        assert top["entries"] is _decode_stream.ENTRIES_STREAMED
+        assert errs == []
+        assert entries == list(cs.entries)
