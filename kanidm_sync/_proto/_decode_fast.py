@@ -185,13 +185,6 @@ def _entry_id(text: str) -> uuid.UUID:
     return value
 
 
-def _opt(value: object) -> Any:
-    """An optional string: absent (``None``; nulls were refused before) or a ``str``."""
-    if value is not None and type(value) is not str:
-        raise _Unusual
-    return value
-
-
 def _mail(item: object) -> Mail:
     if type(item) is not dict:
         raise _Unusual
@@ -261,12 +254,17 @@ def _gidnumber(value: object) -> int | None:
     return value
 
 
+_STR_OR_NONE: Final = frozenset({str, type(None)})
+"""The types of an optional string read with ``dict.get`` (nulls were refused before)."""
+
+
 def _posix_account(get: Callable[[str], object]) -> PosixAccount:
-    return _new_posix_account(  # type: ignore[no-any-return]
-        _gidnumber(get("gidnumber")),
-        _opt(get("loginshell")),
-        _opt(get("unix_password_import")),
-    )
+    gidnumber = get("gidnumber")
+    loginshell = get("loginshell")
+    unix_password = get("unix_password_import")
+    if type(loginshell) not in _STR_OR_NONE or type(unix_password) not in _STR_OR_NONE:
+        raise _Unusual
+    return _new_posix_account(_gidnumber(gidnumber), loginshell, unix_password)  # type: ignore[no-any-return]
 
 
 def _entry(obj: dict[str, object], strict: bool) -> Entry:
@@ -288,17 +286,24 @@ def _entry(obj: dict[str, object], strict: bool) -> Entry:
     # The builders take every field positionally, in the class's order (_trusted checks it).
     get = obj.get
     raw_id = get("id")
-    if type(raw_id) is not str or not _UUID_RE.fullmatch(raw_id):
-        raise _Unusual
     name = get("name")
-    if type(name) is not str:
+    external_id = get("externalId")
+    if (
+        type(raw_id) is not str
+        or type(name) is not str
+        or type(external_id) not in _STR_OR_NONE
+        or not _UUID_RE.fullmatch(raw_id)
+    ):
         raise _Unusual
     if kind == _GROUP_KIND:
+        description = get("description")
+        if type(description) not in _STR_OR_NONE:
+            raise _Unusual
         return _new_group(  # type: ignore[no-any-return]
             _entry_id(raw_id),
-            _opt(get("externalId")),
+            external_id,
             name,
-            _opt(get("description")),
+            description,
             _mails(get("mail")),
             _members(get("member")),
             _new_posix_group(_gidnumber(get("gidnumber"))) if posix else None,
@@ -306,48 +311,61 @@ def _entry(obj: dict[str, object], strict: bool) -> Entry:
             order,
         )
     displayname = get("displayname")
-    if type(displayname) is not str:
+    valid_from = get("account_valid_from")
+    expire = get("account_expire")
+    softlock = get("account_softlock_expire")
+    password = get("password_import")
+    if (
+        type(displayname) is not str
+        or type(valid_from) not in _STR_OR_NONE
+        or type(expire) not in _STR_OR_NONE
+        or type(softlock) not in _STR_OR_NONE
+        or type(password) not in _STR_OR_NONE
+    ):
         raise _Unusual
     if kind == _SERVICE_KIND:
+        description = get("description")
+        if type(description) not in _STR_OR_NONE:
+            raise _Unusual
         return _new_service_account(  # type: ignore[no-any-return]
             _entry_id(raw_id),
-            _opt(get("externalId")),
+            external_id,
             name,
             displayname,
-            _opt(get("description")),
+            description,
             _mails(get("mail")),
             _ssh_keys(get("ssh_publickey")),
-            _opt(get("account_valid_from")),
-            _opt(get("account_expire")),
-            _opt(get("account_softlock_expire")),
-            _opt(get("password_import")),
+            valid_from,
+            expire,
+            softlock,
+            password,
             _posix_account(get) if posix else None,
             _NO_EXTRA,
             order,
         )
+    legalname = get("legalname")
+    if type(legalname) not in _STR_OR_NONE:
+        raise _Unusual
     facet = None
     if oauth2:
         provider = get("oauth2_account_provider")
         user_id = get("oauth2_account_unique_user_id")
-        if type(provider) is not str or type(user_id) is not str:
+        sub = get("oauth2_account_unique_user_sub")
+        if type(provider) is not str or type(user_id) is not str or type(sub) not in _STR_OR_NONE:
             raise _Unusual
-        facet = _new_oauth2(
-            provider,
-            user_id,
-            _opt(get("oauth2_account_unique_user_sub")),
-        )
+        facet = _new_oauth2(provider, user_id, sub)
     return _new_person(  # type: ignore[no-any-return]
         _entry_id(raw_id),
-        _opt(get("externalId")),
+        external_id,
         name,
         displayname,
-        _opt(get("legalname")),
+        legalname,
         _mails(get("mail")),
         _ssh_keys(get("ssh_publickey")),
-        _opt(get("account_valid_from")),
-        _opt(get("account_expire")),
-        _opt(get("account_softlock_expire")),
-        _opt(get("password_import")),
+        valid_from,
+        expire,
+        softlock,
+        password,
         (),
         _posix_account(get) if posix else None,
         facet,

@@ -122,13 +122,17 @@ def _entries(
         if entry is not None:
             append(entry)
         n += 1
-        i = _skip(text, i)
         separator = text[i : i + 1]
+        if separator != "," and separator != "]":
+            i = _skip(text, i)
+            separator = text[i : i + 1]
         if separator == "]":
             return entries, errs, i + 1
         if separator != ",":
             raise _GiveUp
-        i = _skip(text, i + 1)
+        i += 1
+        if text[i : i + 1] != "{":  # compact JSON goes straight on to the next entry
+            i = _skip(text, i)
 
 
 def stream_request(
