@@ -83,7 +83,8 @@ Decoding rules (what kanidmd would parse; every problem is collected and raised 
 
 The codec is split along its seams: ``_codec_common.py`` (wire constants, JSON paths,
 error collection, raw values), ``_codec_state.py`` (cookie, states, retention),
-``_encode.py`` (with its fast text path ``_encode_text.py``) and ``_decode.py``. This
+``_encode.py`` (with its fast text path ``_encode_text.py``) and ``_decode.py`` (with the
+streaming parse ``_decode_stream.py`` and the per-entry fast path ``_decode_fast.py``). This
 module is the one place the rest of the package imports them from.
 """
 
