@@ -7,9 +7,11 @@ never a half-written state file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pathlib
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -547,6 +549,12 @@ def test_csv_huge_cell_is_read(tmp_path: pathlib.Path) -> None:
     assert 200_000 == len(entry.displayname)
 
 
+def _committed_snapshot(path: pathlib.Path) -> dict[str, str]:
+    """The committed snapshot of a snapshot store (an SQLite file), opened read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT id, digest FROM committed"))
+
+
 def test_failed_runs_leave_state_files_untouched(tmp_path: pathlib.Path) -> None:
     """A hostile source or a refused apply changes no byte of the record or snapshot store."""
     fake = FakeKanidm()
@@ -571,7 +579,7 @@ def test_failed_runs_leave_state_files_untouched(tmp_path: pathlib.Path) -> None
             assert before == _snapshot(state)
         # Refused after the fetch (locally, then by Kanidm): the store may note a pending
         # batch (docs/runner.md), but the record and the committed snapshot stay as they were.
-        committed = json.loads(before["snapshot.json"])["committed"]
+        committed = _committed_snapshot(state / "snapshot.json")
         fake.store.add_person("carol")  # a native Kanidm person: the sync's carol collides
         for names, error in (
             (("alice", "bob", "a\u202eb"), ValidationError),
@@ -582,7 +590,7 @@ def test_failed_runs_leave_state_files_untouched(tmp_path: pathlib.Path) -> None
                 runner.run_once(allow_deletes=True)
             after = _snapshot(state)
             assert before["record.json"] == after["record.json"]
-            assert committed == json.loads(after["snapshot.json"])["committed"]
+            assert committed == _committed_snapshot(state / "snapshot.json")
         _people(source_file, "alice", "dave")
         assert "applied" == runner.run_once(allow_deletes=True).outcome
         assert "Dave" == fake.store.entry("dave").first("displayname")
