@@ -14,7 +14,6 @@ do), compute diffs (``_plan``), split requests (``_chunk``) or decide guards
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import os
 import pathlib
@@ -25,13 +24,13 @@ from typing import cast
 
 import attrs
 
-from ._baseline import unwrap
+from ._baseline import Baseline, unwrap
 from ._chunk import (
+    ChunkCookie,
     ChunkingError,
     is_keep_alive,
     parse_chunk_cookie,
 )
-from ._diagnose import diagnose
 from ._effects import (
     ProgressCallback,
     StalePlanError,
@@ -54,13 +53,14 @@ from ._exceptions import (
     UniquenessError,
     ValidationError,
 )
-from ._flow_report import _Reporting
+from ._flow_report import _Reporting, _Unrecorded
 from ._flow_support import (
     _baseline,
     _carry,
     describe_batch,
     describe_plan,
     describe_state,
+    prefetch_batch,
     quiet_warnings,
 )
 from ._guards import GuardError, Guards, check_guards
@@ -70,6 +70,7 @@ from ._proto._changeset import ChangeSet
 from ._proto._report import ValidationReport
 from ._proto._state import ActiveState, RefreshState, SyncState
 from ._record import RecordWriteError, _RecordStore
+from ._record_view import RecordDamagedError
 from ._report import Progress, RunReport
 from ._rules import Rules
 from ._schedule import RunnerStatus, Schedule
@@ -83,17 +84,6 @@ from .adapters._protocols import (
 __all__: list[str] = []
 
 _log = logging.getLogger("kanidm_sync.runner")
-
-
-class _Unrecorded(Exception):
-    """Internal carrier: the run committed in Kanidm, the local record was not written."""
-
-    def __init__(self, error: RecordWriteError, sent: int, size: int, plan: Plan) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.sent = sent
-        self.size = size
-        self.plan = plan
 
 
 def _to_send(plan: Plan) -> int:
@@ -169,6 +159,7 @@ class _RunnerCore(_Reporting):
         try:
             yield
         finally:
+            self._store.close()  # the record read on demand: its read ends with the run
             self._lock.release()
 
     # --- flows ---------------------------------------------------------------------------
@@ -196,6 +187,37 @@ class _RunnerCore(_Reporting):
                 chunk.total,
             )
         batch = yield from self._fetch(source_state)
+        known = self._readable(known, batch, ask)
+        try:
+            return (yield from self._plan_batch(state, guards, known, batch, chunk, carried))
+        except RecordDamagedError as exc:
+            # A row the plan needed is damaged: as with a damaged record at load.
+            self._discard_record(exc)
+            return (yield from self._plan_batch(state, guards, None, batch, chunk, carried))
+
+    def _readable(
+        self, known: KnownState | None, batch: FullImage | Delta, ask: SyncState
+    ) -> KnownState | None:
+        """``known`` with the rows the plan reads read in one go; ``None`` if damaged."""
+        if known is None or not known.matches(ask):
+            return known  # a record of another cookie is read only if a plan uses it
+        try:
+            prefetch_batch(known, batch)
+        except RecordDamagedError as exc:
+            self._discard_record(exc)
+            return None
+        return known
+
+    def _plan_batch(
+        self,
+        state: SyncState,
+        guards: Guards,
+        known: KnownState | None,
+        batch: FullImage | Delta,
+        chunk: ChunkCookie | None,
+        carried: Baseline | None,
+    ) -> Generator[_Effect, object, _Planned]:
+        ask = chunk.base if chunk is not None else state
         if (
             chunk is None
             and isinstance(batch, Delta)
@@ -358,14 +380,7 @@ class _RunnerCore(_Reporting):
                 # whole entries, so re-sending them is harmless) with a first request:
                 # the deletions, and the values the local record (of another cookie)
                 # shows changing hands, released.
-                assert planned.batch is not None  # _can_retry checked it
-                again = build_plan(
-                    state=retry.state,
-                    batch=planned.batch,
-                    known=planned.known,
-                    max_request_bytes=self._max_bytes,
-                    retry=True,
-                )
+                again = self._replan(retry.state, planned)
                 if not (again.delete_first or again.released):
                     # Nothing to send first: the same request would fail the same way.
                     raise self._diagnosed(
@@ -398,6 +413,25 @@ class _RunnerCore(_Reporting):
                 raise _Unrecorded(exc, sent, size, plan) from exc
         return sent, size, plan
 
+    def _replan(self, state: SyncState, planned: _Planned) -> Plan:
+        """The retry's plan: the record (of another cookie) is a hint of who holds what."""
+        assert planned.batch is not None  # _can_retry checked it
+        known = planned.known
+        while True:
+            try:
+                return build_plan(
+                    state=state,
+                    batch=planned.batch,
+                    known=known,
+                    max_request_bytes=self._max_bytes,
+                    retry=True,
+                )
+            except RecordDamagedError as exc:
+                if known is None:
+                    raise
+                self._discard_record(exc)
+                known = None
+
     @staticmethod
     def _can_retry(planned: _Planned) -> bool:
         # Only over an unknown base (a known one shows every reuse up front), from an
@@ -414,36 +448,6 @@ class _RunnerCore(_Reporting):
             and plan.resume_from == 0
             and isinstance(plan.from_state, ActiveState)
         )
-
-    def _diagnosed(
-        self,
-        planned: _Planned,
-        plan: Plan,
-        request: ChangeSet,
-        exc: DataError | PermissionDeniedError,
-        sent: int,
-        size: int,
-    ) -> _Diagnosed:
-        """Diagnose a rejected request and log it; the carrier to raise."""
-        known = planned.known
-        matching = known if known is not None and known.matches(request.from_state) else None
-        if matching is None and plan.base_known:
-            matching = known
-        diagnosis = diagnose(
-            exc,
-            request,
-            known=matching,
-            rules=self._rules,
-            deleting=plan.deleting,
-            delete_first=plan.delete_first,
-            released=plan.released,
-            record_path=self._store.path is not None,
-            record=known is not None,
-        )
-        # The caller of run_once() gets the diagnosis with the exception (run_report): a
-        # handled outcome, logged at INFO. Inside run_forever nobody else sees it.
-        _log.log(logging.ERROR if self._in_loop else logging.INFO, "%s", diagnosis.to_text())
-        return _Diagnosed(exc, diagnosis, sent, size, plan)
 
     def _send(
         self, planned: _Planned, plan: Plan, *, retry: bool
@@ -567,27 +571,6 @@ class _RunnerCore(_Reporting):
         )
         _log.info("run %s in %.3fs: %s", report.outcome, report.duration, dict(report.counts))
         return report
-
-    def _unrecorded(
-        self, started: datetime.datetime, t0: float, planned: _Planned, unrecorded: _Unrecorded
-    ) -> RunReport:
-        """The report of a run Kanidm committed but the local record could not follow."""
-        _log.log(
-            logging.ERROR if self._in_loop else logging.WARNING,
-            "run failed after Kanidm committed it: %s",
-            unrecorded.error,
-        )
-        return self._report(
-            outcome="failed",
-            started=started,
-            t0=t0,
-            state_before=planned.plan.from_state,
-            state_after=planned.plan.to_state,
-            planned=planned,
-            sent=unrecorded.sent,
-            size=unrecorded.size,
-            error=unrecorded.error,
-        )
 
     def _schedule_flow(
         self,

@@ -1,8 +1,10 @@
 """Reports of runs and the runner's status: the part of the run flows that records.
 
 Owns: :class:`_Reporting`, the mixin of ``_flow._RunnerCore`` that turns a run (planned,
-applied, refused or failed) into a :class:`~kanidm_sync.RunReport`, logs a failure, and
-keeps the :class:`~kanidm_sync.RunnerStatus` (counters, last success and error, next run).
+applied, refused or failed) into a :class:`~kanidm_sync.RunReport`, diagnoses a rejected
+request, logs a failure, and keeps the :class:`~kanidm_sync.RunnerStatus` (counters, last
+success and error, next run); :class:`_Unrecorded`, a run committed in Kanidm whose local
+record could not be written; dropping a local record found damaged while read.
 
 Must not: perform an effect or decide anything about a run: ``_flow`` does.
 """
@@ -16,15 +18,32 @@ import time
 import attrs
 
 from ._chunk import is_keep_alive
-from ._diagnose import Diagnosis
+from ._diagnose import Diagnosis, diagnose
 from ._effects import _Diagnosed, _error_json, _now, _Planned
+from ._exceptions import DataError, PermissionDeniedError
+from ._plan_model import Plan
+from ._proto._changeset import ChangeSet
 from ._proto._state import SyncState
+from ._record import RecordWriteError, _RecordStore
+from ._record_view import RecordDamagedError
 from ._report import RunOutcome, RunReport
+from ._rules import Rules
 from ._schedule import RunnerStatus
 
 __all__: list[str] = []
 
 _log = logging.getLogger("kanidm_sync.runner")
+
+
+class _Unrecorded(Exception):
+    """Internal carrier: the run committed in Kanidm, the local record was not written."""
+
+    def __init__(self, error: RecordWriteError, sent: int, size: int, plan: Plan) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent
+        self.size = size
+        self.plan = plan
 
 
 class _Reporting:
@@ -33,6 +52,73 @@ class _Reporting:
     _status: RunnerStatus
     _fetch_seconds: float | None
     _in_loop: bool
+    _rules: Rules | None
+    _store: _RecordStore
+
+    def _discard_record(self, exc: RecordDamagedError) -> None:
+        """A row of the local record read on demand is damaged: plan without it."""
+        _log.warning("%s; diff base unknown", exc)
+        self._store.discard()
+
+    def _diagnosed(
+        self,
+        planned: _Planned,
+        plan: Plan,
+        request: ChangeSet,
+        exc: DataError | PermissionDeniedError,
+        sent: int,
+        size: int,
+    ) -> _Diagnosed:
+        """Diagnose a rejected request and log it; the carrier to raise."""
+        known = planned.known
+        matching = known if known is not None and known.matches(request.from_state) else None
+        if matching is None and plan.base_known:
+            matching = known
+        while True:
+            try:
+                diagnosis = diagnose(
+                    exc,
+                    request,
+                    known=matching,
+                    rules=self._rules,
+                    deleting=plan.deleting,
+                    delete_first=plan.delete_first,
+                    released=plan.released,
+                    record_path=self._store.path is not None,
+                    record=known is not None,
+                )
+                break
+            except RecordDamagedError as damaged:
+                # The diagnosis reads the whole record: without it, when a row is damaged.
+                if matching is None:
+                    raise
+                self._discard_record(damaged)
+                matching = None
+        # The caller of run_once() gets the diagnosis with the exception (run_report): a
+        # handled outcome, logged at INFO. Inside run_forever nobody else sees it.
+        _log.log(logging.ERROR if self._in_loop else logging.INFO, "%s", diagnosis.to_text())
+        return _Diagnosed(exc, diagnosis, sent, size, plan)
+
+    def _unrecorded(
+        self, started: _dt.datetime, t0: float, planned: _Planned, unrecorded: _Unrecorded
+    ) -> RunReport:
+        """The report of a run Kanidm committed but the local record could not follow."""
+        _log.log(
+            logging.ERROR if self._in_loop else logging.WARNING,
+            "run failed after Kanidm committed it: %s",
+            unrecorded.error,
+        )
+        return self._report(
+            outcome="failed",
+            started=started,
+            t0=t0,
+            state_before=planned.plan.from_state,
+            state_after=planned.plan.to_state,
+            planned=planned,
+            sent=unrecorded.sent,
+            size=unrecorded.size,
+            error=unrecorded.error,
+        )
 
     # --- reports and status ----------------------------------------------------------------
 

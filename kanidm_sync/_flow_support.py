@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Container
 
 import attrs
 
 from ._baseline import Baseline, count_after_delta, wrap
 from ._plan_model import Plan
-from ._projection import KnownState, external_id_of
+from ._projection import KnownState, external_ids_held, prefetch
 from ._proto._report import ValidationReport
 from ._proto._state import ActiveState, SyncState
 from .adapters._protocols import Delta, FullImage
@@ -86,6 +87,18 @@ def _carry(
     return attrs.evolve(batch, cookie=wrap(batch.cookie, count, exact=is_exact))
 
 
+def prefetch_batch(known: KnownState, batch: FullImage | Delta) -> None:
+    """Read the record's rows of the ids ``batch`` sends or deletes, in one go.
+
+    A record read on demand then answers the run's lookups from memory (and a damaged
+    row shows here, before anything is planned); for a full image it reads every row.
+    """
+    ids = [e.id for e in batch.entries]
+    if isinstance(batch, Delta):
+        ids.extend(batch.deleted)
+    prefetch(known.entries, ids)
+
+
 def quiet_warnings(
     report: ValidationReport, batch: FullImage | Delta, exact: KnownState | None
 ) -> list[str]:
@@ -95,7 +108,7 @@ def quiet_warnings(
     are not in the batch: the record knows them. The rest are summed up per group beyond
     a few, so one hire into a 2,000-member group is one line, not 2,000.
     """
-    known_ids: set[str] | None = None
+    known_ids: Container[str] | None = None
     by_entry: dict[int, list[str]] = defaultdict(list)
     kept: list[str] = []
     for problem in report.warnings:
@@ -109,8 +122,8 @@ def quiet_warnings(
             continue
         ref = members[int(match.group(1))]
         if exact is not None:
-            if known_ids is None:
-                known_ids = {x.lower() for x in map(external_id_of, exact.entries.values()) if x}
+            if known_ids is None:  # asked of the record's index, per member
+                known_ids = external_ids_held(exact.entries)
             if ref.lower() in known_ids:
                 continue
         if len(by_entry[problem.index]) < _MEMBER_WARNINGS_PER_GROUP:

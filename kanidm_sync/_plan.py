@@ -45,11 +45,15 @@ from ._chunk import ChunkCookie, external_references, split_changes
 from ._plan_model import Action, EntryChange, Plan
 from ._projection import (
     KnownState,
+    UpdatedEntries,
+    all_ids,
     diff_attributes,
     entry_kind,
     external_id_of,
+    gidnumbers_held,
     kind_of,
     name_of,
+    prefetch,
     project_encoded,
     project_entry,
 )
@@ -72,7 +76,6 @@ from ._release import (
     find_handovers,
     find_reusers,
     first_split,
-    known_gidnumbers,
     refresh_anchor,
     release_entry,
 )
@@ -168,6 +171,11 @@ def build_plan(
         )
 
     refresh = isinstance(base_state, RefreshState)
+    if base is not None:
+        # A record read on demand reads these rows in one go (every row for a full image).
+        prefetch(
+            base, [*(e.id for e in entries), *(batch.deleted if isinstance(batch, Delta) else ())]
+        )
     deleted_ids: set[uuid.UUID] = set()
     retain: RetentionMode = RetainIgnore()
     deletions_known = base is not None
@@ -178,19 +186,19 @@ def build_plan(
         if batch.present is not None:
             keep = (set(batch.present) | {e.id for e in entries}) - explicit
             if base is not None:
-                deleted_ids = set(base) - keep
+                deleted_ids = all_ids(base) - keep
             else:
                 retain = RetainOnly(sorted(keep, key=str))  # Kanidm decides what goes
         elif base is not None:
             # Only ids Kanidm holds for us: deleting a live foreign entry fails the apply.
-            deleted_ids = explicit & set(base)
+            deleted_ids = {d for d in explicit if d in base}
         else:
             deleted_ids = explicit  # listed exactly; some may already be gone
             deletions_known = True
         if base is not None or batch.present is None:
             retain = DeleteOnly(sorted(deleted_ids, key=str)) if deleted_ids else RetainIgnore()
     elif base is not None:
-        deleted_ids = set(base) - {e.id for e in entries}
+        deleted_ids = all_ids(base) - {e.id for e in entries}
         retain = DeleteOnly(sorted(deleted_ids, key=str)) if deleted_ids else RetainIgnore()
     elif not refresh:
         retain = RetainOnly(sorted((e.id for e in entries), key=str))
@@ -233,6 +241,7 @@ def build_plan(
         )
     if base is not None:
         _resend_referrers(entries, changes, base, to_send, sizes)
+        prefetch(base, deleted_ids)
     for gone in deleted_ids:
         old = base.get(gone) if base is not None else None
         changes.append(
@@ -254,6 +263,7 @@ def build_plan(
     hint = base
     if hint is None and known is not None and (refresh or retry):
         hint = known.entries
+        prefetch(hint, [e.id for e in to_send])
     image = {e.id for e in entries}
     if base is not None:
         doomed = {d: base[d] for d in deleted_ids if d in base}
@@ -382,7 +392,7 @@ def _releases(
     gone = set(known.deleted) if known is not None else set()
     if refresh:
         gone.update(doomed)
-    taken = known_gidnumbers([*hint.items(), *projected.items()])
+    taken = gidnumbers_held(hint, projected.items())
     # Over a hint (not the exact base) every unique value of a giver is replaced (a value
     # the hint shows may have moved to another entry meanwhile), and member UUIDs are sent
     # only when surely live: from Refresh, the image the same request keeps alive.
@@ -549,6 +559,11 @@ def apply_to_known(known: KnownState | None, plan: Plan) -> KnownState | None:
         return KnownState(cookie=plan.to_state.cookie, entries=table, deleted=history)
     if not plan.base_known or known is None:
         return None
+    if not isinstance(known.entries, dict):
+        # A record read on demand is not copied: the changes go on top of it, and the
+        # local record writes only them.
+        updated = UpdatedEntries(known.entries, plan.projections, deleted)
+        return KnownState(cookie=plan.to_state.cookie, entries=updated, deleted=history)
     table = dict(known.entries)
     table.update(plan.projections)
     for gone in deleted:

@@ -2,8 +2,11 @@
 
 Owns: :func:`project_entry` (an entry's wire JSON with secrets digested), the RFC 6902
 attribute diff between two projections, :class:`KnownState` (what this runner last
-applied for one sync account), and reading labels and the unique values Kanidm enforces
-out of a projection.
+applied for one sync account), reading labels and the unique values Kanidm enforces out
+of a projection, and the two mappings a record can be besides a dict:
+:class:`RecordEntries` (the record read on demand: ``_record_view`` implements it over
+the database) and :class:`UpdatedEntries` (a record plus one run's changes, without a
+copy of it).
 
 Must not: do I/O, log, read a clock, or talk to Kanidm. Pure.
 
@@ -13,15 +16,17 @@ digest salted with the entry id, so a diff shows that a secret changed, never th
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping
 from typing import Final
 
 import attrs
 
 from ._proto._codec import dumps, encode_entry
 from ._proto._entries import (
+    SCHEMA_PREFIX,
     SECRET_ATTRIBUTES,
     Entry,
     GenericEntry,
@@ -35,11 +40,19 @@ from ._types import JSONObject, JSONValue
 __all__ = [
     "UNIQUE_KEYS",
     "KnownState",
+    "RecordEntries",
+    "UpdatedEntries",
+    "all_ids",
+    "derived_gidnumber",
     "diff_attributes",
     "entry_kind",
     "external_id_of",
+    "external_ids_held",
+    "gidnumber_of",
+    "gidnumbers_held",
     "kind_of",
     "name_of",
+    "prefetch",
     "project_encoded",
     "project_entry",
     "unique_values",
@@ -137,7 +150,10 @@ class KnownState:
         cookie: the cookie Kanidm recorded with that apply; the record describes Kanidm
             only while Kanidm still holds exactly this cookie.
         entries: entry id -> projection (see :func:`project_entry`) of every entry the
-            account owns.
+            account owns. A dict, or a :class:`RecordEntries` that reads the local record
+            on demand (what the runner loads: a run then reads the rows it touches, not
+            the whole record), or an :class:`UpdatedEntries` (a record plus one run's
+            changes).
         deleted: ids this runner deleted (Kanidm keeps them recycled, so re-using one
             fails with ``invalidentrystate``); most recent last, bounded.
     """
@@ -217,3 +233,159 @@ def unique_values(projection: Mapping[str, JSONValue]) -> Iterable[tuple[str, st
             for item in value:
                 if isinstance(item, dict) and isinstance(item.get("value"), str):
                     yield key, str(item["value"]).lower()
+
+
+# --- gidnumbers --------------------------------------------------------------------------
+
+_GID_GENERATED: Final = 0x7000_0000
+_GID_MASK: Final = 0x0FFF_FFFF
+_POSIX_SCHEMAS: Final = frozenset({SCHEMA_PREFIX + "posixaccount", SCHEMA_PREFIX + "posixgroup"})
+
+
+def derived_gidnumber(entry_id: uuid.UUID) -> int:
+    """The gidnumber kanidmd derives for a POSIX entry without one (spec §3.9.3)."""
+    return _GID_GENERATED | (int.from_bytes(entry_id.bytes[-4:], "big") & _GID_MASK)
+
+
+def gidnumber_of(entry_id: uuid.UUID, projection: Mapping[str, JSONValue]) -> int | None:
+    """The gidnumber a projection holds, or the one kanidmd derives for it, or ``None``."""
+    gid = projection.get("gidnumber")
+    if isinstance(gid, int) and not isinstance(gid, bool):
+        return gid
+    schemas = projection.get("schemas")
+    if isinstance(schemas, list) and not _POSIX_SCHEMAS.isdisjoint(str(s) for s in schemas):
+        return derived_gidnumber(entry_id)
+    return None
+
+
+# --- records read on demand ----------------------------------------------------------------
+
+
+class RecordEntries(Mapping[uuid.UUID, JSONObject], abc.ABC):
+    """The entries of a local record, read on demand (``_record_view`` reads the database).
+
+    A mapping like a dict (iterating it reads every row once), plus the lookups a run
+    needs without reading every row: rows by id in bulk, every id without the
+    projections, and whether a gidnumber or an external id is held (an index in the
+    record). A planner uses them through :func:`prefetch`, :func:`all_ids`,
+    :func:`gidnumbers_held` and :func:`external_ids_held`, which also take a dict.
+    """
+
+    @abc.abstractmethod
+    def prefetch(self, ids: Iterable[uuid.UUID]) -> None:
+        """Read the rows of ``ids`` in bulk, so that looking them up costs nothing."""
+
+    @abc.abstractmethod
+    def ids(self) -> set[uuid.UUID]:
+        """Every entry id of the record (projections not read)."""
+
+    @abc.abstractmethod
+    def holds_gidnumber(self, gid: int) -> bool:
+        """Whether an entry holds ``gid`` or kanidmd derives it for one (:func:`gidnumber_of`)."""
+
+    @abc.abstractmethod
+    def holds_external_id(self, value: str) -> bool:
+        """Whether an entry's external id is ``value`` (lower-cased)."""
+
+
+def prefetch(entries: Mapping[uuid.UUID, JSONObject], ids: Iterable[uuid.UUID]) -> None:
+    """Read the rows of ``ids`` of a record read on demand in bulk (nothing for a dict)."""
+    if isinstance(entries, RecordEntries):
+        entries.prefetch(ids)
+
+
+def all_ids(entries: Mapping[uuid.UUID, JSONObject]) -> set[uuid.UUID]:
+    """Every id of a record, without reading the projections of one read on demand."""
+    if isinstance(entries, RecordEntries):
+        return entries.ids()
+    return set(entries)
+
+
+class _GidnumbersHeld(Container[int]):
+    def __init__(self, record: RecordEntries, extra: set[int]) -> None:
+        self._record = record
+        self._extra = extra
+
+    def __contains__(self, gid: object) -> bool:
+        if gid in self._extra:
+            return True
+        return isinstance(gid, int) and self._record.holds_gidnumber(gid)
+
+
+def gidnumbers_held(
+    entries: Mapping[uuid.UUID, JSONObject],
+    more: Iterable[tuple[uuid.UUID, Mapping[str, JSONValue]]] = (),
+) -> Container[int]:
+    """The gidnumbers held or derived (:func:`gidnumber_of`) by ``entries`` and ``more``.
+
+    Over a record read on demand, a question answered by its index per number asked.
+    """
+    extra = {g for eid, p in more if (g := gidnumber_of(eid, p)) is not None}
+    if isinstance(entries, RecordEntries):
+        return _GidnumbersHeld(entries, extra)
+    extra.update(g for eid, p in entries.items() if (g := gidnumber_of(eid, p)) is not None)
+    return extra
+
+
+class _ExternalIdsHeld(Container[str]):
+    def __init__(self, record: RecordEntries) -> None:
+        self._record = record
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and self._record.holds_external_id(value)
+
+
+def external_ids_held(entries: Mapping[uuid.UUID, JSONObject]) -> Container[str]:
+    """The external ids (lower-cased) ``entries`` hold; over a record, asked per value."""
+    if isinstance(entries, RecordEntries):
+        return _ExternalIdsHeld(entries)
+    return {x.lower() for x in map(external_id_of, entries.values()) if x}
+
+
+class UpdatedEntries(Mapping[uuid.UUID, JSONObject]):
+    """A record (``base``) with one run's changes on top, without copying the record.
+
+    What ``_plan.apply_to_known`` returns over a record read on demand: the local record
+    then writes only ``changed`` and ``removed`` (see ``_record``).
+
+    Args:
+        base: the record before the run.
+        changed: id -> new projection of each entry the run sent or kept (an entry equal
+            to its base is not written again).
+        removed: ids the run deleted (a removal wins over a change of the same id).
+    """
+
+    def __init__(
+        self,
+        base: Mapping[uuid.UUID, JSONObject],
+        changed: Mapping[uuid.UUID, JSONObject],
+        removed: Collection[uuid.UUID],
+    ) -> None:
+        self.base = base
+        self.removed = frozenset(removed)
+        self.changed = {k: v for k, v in changed.items() if k not in self.removed}
+        prefetch(base, [*self.changed, *self.removed])
+        added = sum(1 for k in self.changed if k not in base)
+        gone = sum(1 for k in self.removed if k in base)
+        self._len = len(base) + added - gone
+
+    def __getitem__(self, key: uuid.UUID) -> JSONObject:
+        if key in self.removed:
+            raise KeyError(key)
+        found = self.changed.get(key)
+        return found if found is not None else self.base[key]
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.removed:
+            return False
+        return key in self.changed or key in self.base
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        skip = self.removed | self.changed.keys()
+        for key in self.base:
+            if key not in skip:
+                yield key
+        yield from self.changed
+
+    def __len__(self) -> int:
+        return self._len

@@ -12,45 +12,66 @@ Must not: plan, talk to Kanidm, or decide anything: the runner's flows load and 
 The schema (``PRAGMA application_id`` :data:`APPLICATION_ID`, ``PRAGMA user_version``
 :data:`RECORD_VERSION`; documented in docs/runner.md)::
 
-    meta(key, value)        format, version, cookie (blob; NULL: no record), generation, count
+    meta(key, value)        format, version, cookie (blob; NULL: no record), generation,
+                            count, indexed (the generation the index was written for)
     entries(id, kind, name, external_id, digest, projection)    one row per entry
     deleted(seq, id)        ids this runner deleted, oldest first
+    uniques(key, value, id) the unique values and gidnumber of each entry (``_record_view``)
 
 ``projection`` is the entry's projection as compact JSON (secrets as salted digests) and
-``digest`` a SHA-256 (128 bits, hex) of it. The store remembers the projections it last
-read or wrote, so a save compares each entry by identity (or equality) and writes only
-the rows that changed.
+``digest`` a SHA-256 (128 bits, hex) of it.
+
+A load reads the meta and the deletion history only: the entries are a
+``_record_view.RecordView``, which decodes the rows a run looks up (by id, in bulk; by
+unique value through the index), so a run that touches 1,000 entries of 200,000 decodes
+about 1,000 rows. A save writes only the rows that changed, in one transaction with the
+index rows and the cookie: the store remembers what it last read or wrote, and a record
+with one run's changes on top of it (``_projection.UpdatedEntries``) names them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import json
-import json.decoder
-import json.scanner
 import logging
 import os
 import pathlib
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Final, cast
+from typing import Final
 
 import attrs
 
 from ._exceptions import KanidmSyncError
-from ._projection import KnownState, external_id_of, kind_of, name_of
+from ._projection import KnownState, UpdatedEntries, external_id_of, kind_of, name_of, prefetch
 from ._record_db import (
     SIDECARS,
     DatabaseMismatch,
     build_database,
+    connect_database,
     describe_error,
     is_full,
     open_database,
     sniff,
+)
+from ._record_read import (
+    APPLICATION_ID,
+    RECORD_FORMAT,
+    RECORD_VERSION,
+    RecordEntry,
+    listing,
+    read_json,
+)
+from ._record_view import (
+    INDEX_SCHEMA,
+    RecordDamagedError,
+    RecordView,
+    ensure_index,
+    index_current,
+    index_rows,
+    parse_id,
 )
 from ._types import JSONObject
 
@@ -64,13 +85,8 @@ __all__ = [
 
 _log = logging.getLogger("kanidm_sync.runner")
 
-RECORD_FORMAT: Final = "kanidm-sync applied record"
-RECORD_VERSION: Final = 2
-"""The schema version (``PRAGMA user_version``); version 1 was the JSON file."""
-APPLICATION_ID: Final = 0x6B735241
-"""``PRAGMA application_id`` of a record database ("ksRA")."""
-
-_SCHEMA: Final = """
+_SCHEMA: Final = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 CREATE TABLE entries (
     id TEXT PRIMARY KEY NOT NULL,
@@ -82,6 +98,8 @@ CREATE TABLE entries (
 ) WITHOUT ROWID;
 CREATE TABLE deleted (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);
 """
+    + INDEX_SCHEMA
+)
 
 _encode = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
@@ -89,9 +107,6 @@ _encode = json.JSONEncoder(
 _encode_ascii = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=True, check_circular=False, allow_nan=False
 ).encode
-# The C scanner json.loads ends in, without its per-call Python layers (a quarter of the
-# time of a 300-byte projection).
-_scan = json.scanner.make_scanner(json.decoder.JSONDecoder())  # type: ignore[arg-type]
 
 
 class RecordWriteError(KanidmSyncError):
@@ -114,53 +129,17 @@ class RecordWriteError(KanidmSyncError):
         self.disk_full = disk_full
 
 
-@attrs.frozen
-class RecordEntry:
-    """One entry of the record, as ``kanidm-sync status --entries`` lists it."""
-
-    kind: str
-    name: str | None
-    id: str
-    external_id: str | None
-
-
 @attrs.define
 class _Synced:
-    """What the database holds, as this store last read or wrote it."""
+    """What the database holds, as this store last read or wrote it.
+
+    ``indexed``: its ``uniques`` index is current, so a save keeps it current.
+    """
 
     generation: int
     entries: Mapping[uuid.UUID, JSONObject]
     deleted: tuple[uuid.UUID, ...]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii")
-
-
-_new = object.__new__
-_set = object.__setattr__
-_UNKNOWN = uuid.SafeUUID.unknown
-
-
-def _uuid(text: str) -> uuid.UUID:
-    # What uuid.UUID(text) builds, at a quarter of its cost (it parses and checks in
-    # Python): the ids were written from str(UUID) by this module.
-    if len(text) != 36 or text[8] != "-" or text[13] != "-":
-        raise ValueError(f"entry id {text[:40]!r} is not a UUID")
-    value = _new(uuid.UUID)
-    _set(value, "int", int(text.replace("-", ""), 16))
-    _set(value, "is_safe", _UNKNOWN)
-    return value
-
-
-def _decode_projection(text: str, key: str) -> JSONObject:
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError) as exc:
-        raise ValueError(f"entry {key}: the projection is not JSON ({exc})") from None
-    if end != len(text) or type(value) is not dict:
-        raise ValueError(f"entry {key}: the projection is not a JSON object")
-    return cast("JSONObject", value)
+    indexed: bool = False
 
 
 _Row = tuple[str, str, str | None, str | None, str, str]
@@ -219,12 +198,44 @@ class _RecordStore:
         self._migrate = migrate
         self.page_limit: int | None = None
         self._synced: _Synced | None = None
+        self._view: RecordView | None = None  # the entries of the last load
         self._foreign: str | None = None  # another program's database: never overwritten
+
+    def close(self) -> None:
+        """End the read of the last load (a run is over); its entries reopen the file."""
+        if self._view is not None:
+            self._view.close()
+
+    def discard(self) -> None:
+        """The last load turned out damaged (a row the run read): the next save rebuilds."""
+        self._drop_view()
+        self._synced = None
+
+    def _drop_view(self) -> None:
+        if self._view is not None:
+            self._view.detach()
+            self._view = None
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self.path is not None
+        return connect_database(
+            self.path,
+            application_id=APPLICATION_ID,
+            version=RECORD_VERSION,
+            what="record",
+            page_limit=self.page_limit,
+        )
 
     # --- reading ---------------------------------------------------------------------------
 
     def load(self) -> KnownState | None:
-        """The record, or ``None`` when there is none or it cannot be used (logged)."""
+        """The record, or ``None`` when there is none or it cannot be used (logged).
+
+        Its entries are read on demand (a :class:`~kanidm_sync._record_view.RecordView`,
+        inside a read transaction until :meth:`close` or the next save); a JSON record
+        is read whole.
+        """
+        self._drop_view()
         self._synced = None
         self._foreign = None
         path = self.path
@@ -253,9 +264,10 @@ class _RecordStore:
         return None
 
     def _load_database(self, path: pathlib.Path) -> KnownState | None:
-        with open_database(
-            path, application_id=APPLICATION_ID, version=RECORD_VERSION, what="record"
-        ) as conn:
+        conn = self._connect()
+        try:
+            if self._migrate:
+                ensure_index(conn, path, RECORD_FORMAT)
             conn.execute("BEGIN")  # one read transaction: meta, entries and history agree
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != RECORD_FORMAT:
@@ -265,21 +277,36 @@ class _RecordStore:
             cookie, generation = meta.get("cookie"), meta.get("generation")
             if not isinstance(generation, int) or not (cookie is None or isinstance(cookie, bytes)):
                 raise ValueError("its cookie or generation has the wrong type")
+            indexed = index_current(conn, meta)
             if cookie is None:  # the record was forgotten (save(None))
-                self._synced = _Synced(generation, {}, ())
+                conn.execute("COMMIT")
+                conn.close()
+                self._synced = _Synced(generation, {}, (), indexed)
                 return None
-            rows = conn.execute("SELECT id, projection FROM entries").fetchall()
+            count = meta.get("count")
+            if not isinstance(count, int) or isinstance(count, bool):
+                count = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
             history = conn.execute("SELECT id FROM deleted ORDER BY seq").fetchall()
-            conn.execute("COMMIT")
-        entries = {_uuid(key): _decode_projection(text, key) for key, text in rows}
-        deleted = tuple(_uuid(key) for (key,) in history)
-        self._synced = _Synced(generation, entries, deleted)
-        return KnownState(cookie=cookie, entries=entries, deleted=deleted)
+            deleted = tuple(parse_id(key) for (key,) in history)
+        except BaseException:
+            conn.close()
+            raise
+        view = RecordView(
+            path,
+            conn,
+            generation=generation,
+            count=count,
+            indexed=indexed,
+            reopen=self._connect,
+        )
+        self._view = view
+        self._synced = _Synced(generation, view, deleted, indexed)
+        return KnownState(cookie=cookie, entries=view, deleted=deleted)
 
     def _load_json(self, path: pathlib.Path) -> KnownState | None:
         # The record of releases before 2 was one JSON file: read it, and write the
         # database in its place.
-        known = self._read_json(path)
+        known = read_json(path)
         if known is None or not self._migrate:
             return known
         try:
@@ -293,25 +320,6 @@ class _RecordStore:
         else:
             _log.info("%s: migrated the JSON record to a SQLite database", path)
         return known
-
-    @staticmethod
-    def _read_json(path: pathlib.Path) -> KnownState | None:
-        try:
-            data: object = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            # RecursionError: json's scanner on a hostile, deeply nested file.
-            _log.warning(
-                "%s: neither a kanidm-sync record database nor a JSON record (%s); diff base "
-                "unknown",
-                path,
-                exc,
-            )
-            return None
-        try:
-            return _decode_json(data)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            _log.warning("%s: corrupt record (%s); diff base unknown", path, exc)
-            return None
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -335,12 +343,19 @@ class _RecordStore:
                 disk_full=False,
             )
         try:
-            if known is None:
-                self._forget(path)
-            elif self._synced is None:
-                self._build(known)
-            else:
-                self._update(path, known, self._synced)
+            try:
+                if known is None:
+                    self._forget(path)
+                elif self._synced is None:
+                    self._build(known)
+                else:
+                    self._update(path, known, self._synced)
+            except RecordDamagedError as exc:
+                # A row the save had to read is damaged: the record is written anew.
+                _log.warning("%s; writing the record anew", exc)
+                self._synced = None
+                assert known is not None  # forgetting reads nothing
+                self._rebuild(path, known)
         except (sqlite3.Error, OSError) as exc:
             full = is_full(exc)
             raise RecordWriteError(
@@ -356,11 +371,19 @@ class _RecordStore:
         """A new database holding ``known``, put in place atomically."""
         assert self.path is not None
         entries = known.entries
+        if not isinstance(entries, dict):
+            # Read on demand from the file about to be replaced: read it first, whole.
+            entries = dict(entries.items())
+        self._drop_view()
 
         def fill(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
                 (_row(k, v) for k, v in entries.items()),
+            )
+            conn.executemany(
+                "INSERT INTO uniques VALUES (?, ?, ?)",
+                (r for k, v in entries.items() for r in index_rows(str(k), k, v)),
             )
             conn.executemany(
                 "INSERT INTO deleted (id) VALUES (?)", ((str(d),) for d in known.deleted)
@@ -373,6 +396,7 @@ class _RecordStore:
                     ("cookie", known.cookie),
                     ("generation", 1),
                     ("count", len(entries)),
+                    ("indexed", 1),
                 ],
             )
 
@@ -385,21 +409,36 @@ class _RecordStore:
             fill=fill,
             page_limit=self.page_limit,
         )
-        self._synced = _Synced(1, entries, tuple(known.deleted))
+        self._synced = _Synced(1, entries, tuple(known.deleted), True)
 
     def _update(self, path: pathlib.Path, known: KnownState, synced: _Synced) -> None:
         """Write the rows that changed since the store last read or wrote the database."""
         old, new = synced.entries, known.entries
+        on_top = isinstance(new, UpdatedEntries) and new.base is old
+        if not on_top:
+            prefetch(old, new.keys())  # one read of what a record read on demand holds
+        # Over one run's changes on top of what the store read, only they are compared.
+        candidates = new.changed if isinstance(new, UpdatedEntries) and on_top else new
         upserts: list[_Row] = []
+        index: list[tuple[str, str, str]] = []
+        changed: list[tuple[uuid.UUID, JSONObject]] = []
         matched = 0
-        for key, projection in new.items():
+        for key, projection in candidates.items():
             previous = old.get(key)
             if previous is not None:
                 matched += 1
                 if previous is projection or previous == projection:
                     continue
-            upserts.append(_row(key, projection))
-        removed = [(str(k),) for k in old if k not in new] if matched < len(old) else []
+            row = _row(key, projection)
+            upserts.append(row)
+            changed.append((key, projection))
+            if synced.indexed:
+                index.extend(index_rows(row[0], key, projection))
+        if isinstance(new, UpdatedEntries) and on_top:
+            removed_ids = [k for k in new.removed if k in old]
+        else:
+            removed_ids = [k for k in old if k not in new] if matched < len(old) else []
+        removed = [(str(k),) for k in removed_ids]
         deleted = tuple(known.deleted)
         history = _history_change(synced.deleted, deleted)
         with open_database(
@@ -418,17 +457,36 @@ class _RecordStore:
                     conn.execute("ROLLBACK")
                     stale = True
                 else:
-                    self._write_changes(conn, known, synced, upserts, removed, history)
+                    self._write_changes(conn, known, synced, upserts, index, removed, history)
                     stale = False
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
         if stale:
-            self._synced = None
-            self._build(known)
+            self._rebuild(path, known)
+            return
+        generation = synced.generation + 1
+        view = self._view
+        if on_top and view is not None and old is view:
+            # The view follows the file: what this store last wrote is it plus the changes.
+            view.advance(generation, changed, removed_ids, len(new))
+            self._synced = _Synced(generation, view, deleted, synced.indexed)
         else:
-            self._synced = _Synced(synced.generation + 1, new, deleted)
+            self._drop_view()
+            self._synced = _Synced(generation, new, deleted, synced.indexed)
+
+    def _rebuild(self, path: pathlib.Path, known: KnownState) -> None:
+        """The file was written by another process: write ``known`` whole, if it can be read."""
+        try:
+            self._build(known)
+        except RecordDamagedError as exc:
+            # What this run read on demand is gone with the other writer's version: the
+            # record is forgotten, and the next run re-sends the whole image.
+            _log.warning("%s; the record is forgotten", exc)
+            self._drop_view()
+            self._synced = None
+            self._forget(path)
 
     @staticmethod
     def _write_changes(
@@ -436,11 +494,19 @@ class _RecordStore:
         known: KnownState,
         synced: _Synced,
         upserts: list[_Row],
+        index: list[tuple[str, str, str]],
         removed: list[tuple[str]],
         history: tuple[int, Sequence[uuid.UUID]] | None,
     ) -> None:
         conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", upserts)
         conn.executemany("DELETE FROM entries WHERE id = ?", removed)
+        generation = synced.generation + 1
+        if synced.indexed:
+            # The index follows the rows in the same transaction.
+            conn.executemany("DELETE FROM uniques WHERE id = ?", [(r[0],) for r in upserts])
+            conn.executemany("DELETE FROM uniques WHERE id = ?", removed)
+            conn.executemany("INSERT INTO uniques VALUES (?, ?, ?)", index)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexed', ?)", (generation,))
         dropped: int = 0
         appended: Sequence[uuid.UUID] = known.deleted
         if history is None:  # not the old history plus ids: written whole
@@ -457,7 +523,7 @@ class _RecordStore:
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [
                 ("cookie", known.cookie),
-                ("generation", synced.generation + 1),
+                ("generation", generation),
                 ("count", len(known.entries)),
             ],
         )
@@ -466,6 +532,7 @@ class _RecordStore:
     def _forget(self, path: pathlib.Path) -> None:
         """No record: the database says so (cookie NULL), or the old file goes."""
         synced = self._synced
+        self._drop_view()
         if synced is None:
             for name in (str(path), *(f"{path}{s}" for s in SIDECARS)):
                 with contextlib.suppress(FileNotFoundError):
@@ -478,16 +545,23 @@ class _RecordStore:
             try:
                 conn.execute("DELETE FROM entries")
                 conn.execute("DELETE FROM deleted")
+                if synced.indexed:
+                    conn.execute("DELETE FROM uniques")
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [("cookie", None), ("generation", synced.generation + 1), ("count", 0)],
+                    [
+                        ("cookie", None),
+                        ("generation", synced.generation + 1),
+                        ("count", 0),
+                        *([("indexed", synced.generation + 1)] if synced.indexed else []),
+                    ],
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        self._synced = _Synced(synced.generation + 1, {}, ())
+        self._synced = _Synced(synced.generation + 1, {}, (), synced.indexed)
 
     # --- inspecting ------------------------------------------------------------------------
 
@@ -497,46 +571,7 @@ class _RecordStore:
         Returns:
             ``None`` when there is no usable record (the reason is logged).
         """
-        path = self.path
-        if path is None:
-            return None
-        try:
-            kind, _ = sniff(path)
-        except OSError as exc:
-            _log.warning("%s: unreadable record (%s)", path, describe_error(exc))
-            return None
-        if kind == "other":
-            known = self._read_json(path)
-            if known is None:
-                return None
-            rows = [
-                RecordEntry(kind_of(p), name_of(p), str(k), external_id_of(p))
-                for k, p in known.entries.items()
-            ]
-            cookie = known.cookie
-        elif kind == "sqlite":
-            try:
-                with open_database(
-                    path, application_id=APPLICATION_ID, version=RECORD_VERSION, what="record"
-                ) as conn:
-                    conn.execute("BEGIN")
-                    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                    rows = [
-                        RecordEntry(*r)
-                        for r in conn.execute("SELECT kind, name, id, external_id FROM entries")
-                    ]
-                    conn.execute("COMMIT")
-            except (DatabaseMismatch, sqlite3.Error) as exc:
-                _log.warning("%s: %s", path, describe_error(exc))
-                return None
-            held = meta.get("cookie")
-            if not isinstance(held, bytes):
-                return None
-            cookie = held
-        else:
-            return None
-        rows.sort(key=lambda e: (e.kind, e.name or "", e.id))
-        return cookie, rows
+        return None if self.path is None else listing(self.path)
 
 
 def _foreign_database(path: pathlib.Path) -> str | None:
@@ -553,26 +588,3 @@ def _foreign_database(path: pathlib.Path) -> str | None:
         return str(exc) if exc.foreign else None
     except (OSError, sqlite3.Error):
         return None  # damaged: replaced like a corrupt JSON file
-
-
-def _decode_json(data: object) -> KnownState:
-    """The JSON record of releases before 2 (format version 1)."""
-    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-        raise ValueError("not a kanidm-sync record")
-    if data.get("version") != 1:
-        raise ValueError(f"record version {data.get('version')!r}")
-    cookie = base64.urlsafe_b64decode(str(data["cookie"]))
-    raw = data["entries"]
-    if not isinstance(raw, dict):
-        raise TypeError("entries is not an object")
-    entries: dict[uuid.UUID, JSONObject] = {}
-    for key, value in raw.items():
-        if not isinstance(value, dict):
-            raise TypeError(f"entry {key} is not an object")
-        entries[uuid.UUID(key)] = cast("JSONObject", value)
-    deleted = data.get("deleted", [])
-    if not isinstance(deleted, list):
-        raise TypeError("deleted is not a list")
-    return KnownState(
-        cookie=cookie, entries=entries, deleted=tuple(uuid.UUID(str(d)) for d in deleted)
-    )

@@ -33,6 +33,7 @@ __all__ = [
     "SIDECARS",
     "DatabaseMismatch",
     "build_database",
+    "connect_database",
     "describe_error",
     "fsync_directory",
     "is_full",
@@ -105,15 +106,48 @@ def open_database(
         DatabaseMismatch: another program's database, or ours of another version.
         sqlite3.Error: the file cannot be opened or read (damaged).
     """
-    conn = sqlite3.connect(_uri(path, "rw"), uri=True, timeout=_BUSY_TIMEOUT, isolation_level=None)
+    conn = connect_database(
+        path, application_id=application_id, version=version, what=what, page_limit=page_limit
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def connect_database(
+    path: pathlib.Path,
+    *,
+    application_id: int,
+    version: int,
+    what: str,
+    page_limit: int | None = None,
+) -> sqlite3.Connection:
+    """:func:`open_database` for a connection the caller keeps open and closes itself.
+
+    The connection may be used from another thread than the one that opened it (the
+    async runner reads and writes the record in worker threads), one thread at a time.
+
+    Raises:
+        DatabaseMismatch: another program's database, or ours of another version.
+        sqlite3.Error: the file cannot be opened or read (damaged).
+    """
+    conn = sqlite3.connect(
+        _uri(path, "rw"),
+        uri=True,
+        timeout=_BUSY_TIMEOUT,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     try:
         _check(conn, path, application_id, version, what)
         conn.execute("PRAGMA synchronous=FULL")
         if page_limit is not None:
             conn.execute(f"PRAGMA max_page_count={int(page_limit)}")
-        yield conn
-    finally:
+    except BaseException:
         conn.close()
+        raise
+    return conn
 
 
 def _check(

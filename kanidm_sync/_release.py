@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Set
 from typing import Final, TypeAlias
 
 import attrs
@@ -60,7 +60,7 @@ from ._chunk import (
     root_state,
     split_changes,
 )
-from ._projection import external_id_of, unique_values
+from ._projection import external_id_of, gidnumber_of, unique_values
 from ._proto._codec import encode_entry
 from ._proto._entries import SCHEMA_PREFIX, SECRET_ATTRIBUTES, Entry, GenericEntry
 from ._proto._state import ActiveState, RefreshState, RetainIgnore, RetentionMode, SyncState
@@ -93,7 +93,6 @@ RELEASED_NAME: Final = "ks-tmp-"
 
 _GID_GENERATED: Final = 0x7000_0000
 _GID_MASK: Final = 0x0FFF_FFFF
-_POSIX: Final = frozenset({SCHEMA_PREFIX + "posixaccount", SCHEMA_PREFIX + "posixgroup"})
 _HEADER: Final = frozenset({"schemas", "id", "externalId"})
 _LABELS: Final = {"externalId": "external id"}
 _ItemFilter: TypeAlias = Callable[[Mapping[str, JSONValue]], bool]
@@ -168,7 +167,7 @@ def find_reusers(
     }
 
 
-def temporary_gidnumber(entry_id: uuid.UUID, taken: Set[int]) -> int:
+def temporary_gidnumber(entry_id: uuid.UUID, taken: Container[int]) -> int:
     """A gidnumber for an entry giving its own up: in kanidmd's generated range, free.
 
     Args:
@@ -189,14 +188,7 @@ def temporary_gidnumber(entry_id: uuid.UUID, taken: Set[int]) -> int:
 
 def known_gidnumbers(projections: Iterable[tuple[uuid.UUID, Mapping[str, JSONValue]]]) -> set[int]:
     """Every gidnumber the projections hold, or that kanidmd derives for them (spec §3.9.3)."""
-    out: set[int] = set()
-    for entry_id, proj in projections:
-        gid = proj.get("gidnumber")
-        if isinstance(gid, int) and not isinstance(gid, bool):
-            out.add(gid)
-        elif _POSIX.intersection(_strings(proj.get("schemas"))):
-            out.add(_GID_GENERATED | (int.from_bytes(entry_id.bytes[-4:], "big") & _GID_MASK))
-    return out
+    return {g for eid, p in projections if (g := gidnumber_of(eid, p)) is not None}
 
 
 def _strings(value: JSONValue | None) -> list[str]:
@@ -210,7 +202,7 @@ def release_entry(
     new: Entry,
     *,
     gone: Set[uuid.UUID],
-    taken_gids: Set[int],
+    taken_gids: Container[int],
     everything: bool = False,
     live: Set[uuid.UUID] | None = None,
 ) -> GenericEntry:
