@@ -147,13 +147,18 @@ class RunConfig:
 
     @property
     def record_path(self) -> pathlib.Path:
-        """The runner's record of what was last applied."""
-        return self.state_dir / "record.json"
+        """The runner's record of what was last applied (an SQLite file).
+
+        ``record.sqlite``; a state directory from before the record moved to SQLite holds
+        ``record.json`` instead, which is read where it is until the next ``run`` or ``plan``
+        renames it (:meth:`make_state_dir`).
+        """
+        return _current_or_legacy(self.state_dir, "record")
 
     @property
     def snapshot_path(self) -> pathlib.Path:
-        """The snapshot store of a file source."""
-        return self.state_dir / "snapshot.json"
+        """The snapshot store of a file source (an SQLite file; see :attr:`record_path`)."""
+        return _current_or_legacy(self.state_dir, "snapshot")
 
     @property
     def status_path(self) -> pathlib.Path:
@@ -168,6 +173,8 @@ class RunConfig:
         """
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
+            for name in _STATE_FILES:
+                _rename_legacy(self.state_dir, name)
         except OSError as exc:
             raise ConfigError(
                 f"{self.path}: [state] dir {self.state_dir} cannot be used as a directory "
@@ -204,6 +211,29 @@ class RunConfig:
             source = JsonSource(path, mapping, lines=lines)
         self.make_state_dir()
         return SnapshotAdapter(source, self.snapshot_path, fingerprint=self.rules.fingerprint)
+
+
+_STATE_FILES: Final = ("record", "snapshot")
+
+
+def _current_or_legacy(state_dir: pathlib.Path, name: str) -> pathlib.Path:
+    """``<name>.sqlite``, or ``<name>.json`` while only that older name exists."""
+    current = state_dir / f"{name}.sqlite"
+    legacy = state_dir / f"{name}.json"
+    if not current.exists() and legacy.exists():
+        return legacy
+    return current
+
+
+def _rename_legacy(state_dir: pathlib.Path, name: str) -> None:
+    """Give a state file of an older release its current name.
+
+    The store itself then converts its content from JSON to SQLite on first use.
+    """
+    legacy = state_dir / f"{name}.json"
+    current = state_dir / f"{name}.sqlite"
+    if legacy.exists() and not current.exists():
+        os.replace(legacy, current)
 
 
 def _opt_str(table: Mapping[str, object], key: str, where: pathlib.Path) -> str | None:

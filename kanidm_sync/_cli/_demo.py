@@ -345,8 +345,10 @@ def run_demo(out: Output, *, workdir: str | None = None, debug: bool = False) ->
     with _workdir(workdir) as work:
         (work / "directory.ldif").write_text(data.read_text(encoding="utf-8"), encoding="utf-8")
         (work / "rules.toml").write_text("# no rules yet\n", encoding="utf-8")
-        for stale in ("state/record.json", "state/snapshot.json", "state/status.json"):
-            (work / stale).unlink(missing_ok=True)
+        for stale in ("record", "snapshot"):
+            for suffix in (".sqlite", ".sqlite-wal", ".sqlite-shm", ".json"):
+                (work / "state" / f"{stale}{suffix}").unlink(missing_ok=True)
+        (work / "state" / "status.json").unlink(missing_ok=True)
         fake = FakeKanidm()
         with serve(fake) as url:
             (work / "demo.toml").write_text(_CONFIG.format(url=url), encoding="utf-8")

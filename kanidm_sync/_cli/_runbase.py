@@ -181,7 +181,7 @@ def state_lock(config: RunConfig) -> Iterator[None]:
     """One ``run`` process at a time per state directory, for as long as it runs.
 
     Each process adds its runs to the status file it read at start; a second process
-    would overwrite the first one's entries. The runner's own lock (``record.json.lock``)
+    would overwrite the first one's entries. The runner's own lock (``record.sqlite.lock``)
     covers each run; this one (``status.json.lock``) covers the process, sleep included.
     """
     config.make_state_dir()

@@ -5,7 +5,7 @@ Owns reading the three file formats (standard library only) and mapping their re
 Kanidm or keep state: each source is a :class:`~kanidm_sync.adapters.SnapshotSource`,
 so wrap it in :class:`~kanidm_sync.adapters.SnapshotAdapter` to send only what changed::
 
-    adapter = SnapshotAdapter(CsvSource("people.csv"), "people.snapshot.json")
+    adapter = SnapshotAdapter(CsvSource("people.csv"), "people.snapshot.sqlite")
 
 Every error is a :class:`~kanidm_sync.SourceError` naming the file, the line (or JSON
 record), the entry's external id (once read) and the field; a wrong mapping is a

@@ -104,7 +104,7 @@ def test_the_runners_own_lock_is_reported_in_the_commands_words(
     config = write_run_config(tmp_path, server, server.fake.provision_sync_account("hr_feed"))
     state = tmp_path / "sync.state"
     state.mkdir()
-    with RunLock(state / "record.json") as held:  # as the runner holds it while it runs
+    with RunLock(state / "record.sqlite") as held:  # as the runner holds it while it runs
         result = cli("plan", "-c", str(config))
     assert 1 == result.code
     assert_one_error_line(
@@ -173,7 +173,7 @@ def test_temporary_files_of_killed_writes_are_removed(tmp_path: pathlib.Path) ->
     target = tmp_path / "status.json"
     dead = tmp_path / f".status.json.tmp-{_dead_pid()}-0badc0de"
     live = tmp_path / f".status.json.tmp-{os.getpid()}-0badc0de"
-    other = tmp_path / ".record.json.tmp-1-0badc0de"  # another file's: not this write's
+    other = tmp_path / ".record.sqlite.tmp-1-0badc0de"  # another file's: not this write's
     for path in (dead, live, other):
         path.write_text("half a document")
     write_atomic(target, "{}")

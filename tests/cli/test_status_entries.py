@@ -40,7 +40,7 @@ def test_status_entries_says_when_the_record_is_behind(
     assert 0 == cli("run", "-c", str(config)).code
     ldif = tmp_path / "directory.ldif"
     ldif.write_text(LDIF.replace("cn: Bob Builder", "cn: Robert Builder"))
-    record = next(tmp_path.rglob("record.json"))
+    record = next(tmp_path.rglob("record.sqlite"))
     saved = record.read_bytes()
     assert 0 == cli("run", "-c", str(config)).code
     record.write_bytes(saved)  # one cookie behind, as after a crash before the write
@@ -48,3 +48,29 @@ def test_status_entries_says_when_the_record_is_behind(
         pathlib.Path(f"{record}{suffix}").unlink(missing_ok=True)
     result = cli("status", "-c", str(config), "--entries")
     assert "for another cookie than Kanidm's" in result.stdout
+
+
+def test_state_files_of_an_older_release_are_taken_over(
+    cli: Cli, server: Server, tmp_path: pathlib.Path
+) -> None:
+    """``record.json`` / ``snapshot.json`` are read where they are, then renamed by a run.
+
+    An older release kept both stores as JSON under those names; the stores convert the
+    content themselves, the CLI only gives the files their new names (``*.sqlite``).
+    """
+    config = write_run_config(tmp_path, server, server.fake.provision_sync_account("hr_feed"))
+    assert 0 == cli("run", "-c", str(config)).code
+    record = next(tmp_path.rglob("record.sqlite"))
+    state = record.parent
+    for name in ("record", "snapshot"):
+        (state / f"{name}.sqlite").rename(state / f"{name}.json")
+    assert {"record.json", "snapshot.json"} <= {p.name for p in state.iterdir()}
+    listed = json.loads(cli("status", "-c", str(config), "--entries", "--json").stdout)
+    assert (3, True) == (listed["record"]["count"], listed["record"]["current"])
+    result = cli("run", "-c", str(config), "--json")
+    assert 0 == result.code, result.stderr
+    # Nothing to do: the record and the snapshot store were taken over, not lost.
+    assert "nothing-to-do" == json.loads(result.stdout)["report"]["outcome"]
+    names = {p.name for p in state.iterdir()}
+    assert {"record.sqlite", "snapshot.sqlite"} <= names
+    assert not {"record.json", "snapshot.json"} & names
