@@ -195,17 +195,6 @@ class Ds389:
         finally:
             conn.unbind_s()
 
-    def set_sync_size_limit(self, limit: int | None) -> None:
-        """Give the sync account its own size limit (``nsSizeLimit``); ``None`` removes it."""
-        import ldap
-
-        with self.admin() as conn:
-            if limit is None:
-                with contextlib.suppress(ldap.NO_SUCH_ATTRIBUTE):
-                    conn.modify_s(SYNC_DN, [(ldap.MOD_DELETE, "nsSizeLimit", None)])
-            else:
-                conn.modify_s(SYNC_DN, [(ldap.MOD_REPLACE, "nsSizeLimit", [str(limit).encode()])])
-
     # -- internals ---------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
@@ -395,15 +384,4 @@ def _delete_subtree_below(conn: Any, base: str, *, keep: str) -> None:
             conn.delete_s(dn)
 
 
-@contextlib.contextmanager
-def running(state: pathlib.Path, **options: Any) -> Iterator[Ds389]:
-    """Start a :class:`Ds389` for the duration of a ``with`` block."""
-    server = Ds389(state, **options)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-__all__ = ["DM_DN", "DM_PW", "MODES", "SYNC_PW", "Ds389", "Mode", "find_389", "running"]
+__all__ = ["DM_DN", "DM_PW", "MODES", "SYNC_PW", "Ds389", "Mode", "find_389"]
