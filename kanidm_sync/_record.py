@@ -66,6 +66,7 @@ from ._record_read import (
 )
 from ._record_view import (
     INDEX_SCHEMA,
+    IndexChanges,
     RecordDamagedError,
     RecordView,
     ensure_index,
@@ -420,7 +421,7 @@ class _RecordStore:
         # Over one run's changes on top of what the store read, only they are compared.
         candidates = new.changed if isinstance(new, UpdatedEntries) and on_top else new
         upserts: list[_Row] = []
-        index: list[tuple[str, str, str]] = []
+        index = IndexChanges()
         changed: list[tuple[uuid.UUID, JSONObject]] = []
         matched = 0
         for key, projection in candidates.items():
@@ -433,12 +434,15 @@ class _RecordStore:
             upserts.append(row)
             changed.append((key, projection))
             if synced.indexed:
-                index.extend(index_rows(row[0], key, projection))
+                index.replace(row[0], key, previous, projection)
         if isinstance(new, UpdatedEntries) and on_top:
             removed_ids = [k for k in new.removed if k in old]
         else:
             removed_ids = [k for k in old if k not in new] if matched < len(old) else []
         removed = [(str(k),) for k in removed_ids]
+        if synced.indexed:
+            for k, (text,) in zip(removed_ids, removed, strict=True):
+                index.replace(text, k, old.get(k), None)
         deleted = tuple(known.deleted)
         history = _history_change(synced.deleted, deleted)
         with open_database(
@@ -494,7 +498,7 @@ class _RecordStore:
         known: KnownState,
         synced: _Synced,
         upserts: list[_Row],
-        index: list[tuple[str, str, str]],
+        index: IndexChanges,
         removed: list[tuple[str]],
         history: tuple[int, Sequence[uuid.UUID]] | None,
     ) -> None:
@@ -503,9 +507,11 @@ class _RecordStore:
         generation = synced.generation + 1
         if synced.indexed:
             # The index follows the rows in the same transaction.
-            conn.executemany("DELETE FROM uniques WHERE id = ?", [(r[0],) for r in upserts])
-            conn.executemany("DELETE FROM uniques WHERE id = ?", removed)
-            conn.executemany("INSERT INTO uniques VALUES (?, ?, ?)", index)
+            conn.executemany("DELETE FROM uniques WHERE id = ?", index.cleared)
+            conn.executemany(
+                "DELETE FROM uniques WHERE key = ? AND value = ? AND id = ?", index.dropped
+            )
+            conn.executemany("INSERT OR IGNORE INTO uniques VALUES (?, ?, ?)", index.added)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexed', ?)", (generation,))
         dropped: int = 0
         appended: Sequence[uuid.UUID] = known.deleted

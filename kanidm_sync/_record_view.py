@@ -40,6 +40,7 @@ from ._types import JSONObject
 
 __all__ = [
     "INDEX_SCHEMA",
+    "IndexChanges",
     "RecordDamagedError",
     "RecordView",
     "decode_projection",
@@ -178,6 +179,32 @@ def ensure_index(conn: sqlite3.Connection, path: pathlib.Path, record_format: st
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+class IndexChanges:
+    """The ``uniques`` rows a save changes: only the values that moved (most updates: none)."""
+
+    def __init__(self) -> None:
+        self.cleared: list[tuple[str]] = []  # ids whose old rows are unknown: all dropped
+        self.dropped: list[tuple[str, str, str]] = []
+        self.added: list[tuple[str, str, str]] = []
+
+    def replace(
+        self,
+        text: str,
+        key: uuid.UUID,
+        previous: JSONObject | None,
+        projection: JSONObject | None,
+    ) -> None:
+        """Entry ``key`` (``text``) goes from ``previous`` to ``projection`` (None: none)."""
+        now = index_rows(text, key, projection) if projection is not None else []
+        if previous is None:
+            self.cleared.append((text,))  # none, or rows of an unknown past: cleared
+            self.added.extend(now)
+            return
+        before = index_rows(text, key, previous)
+        self.dropped.extend(r for r in before if r not in now)
+        self.added.extend(r for r in now if r not in before)
 
 
 class RecordView(RecordEntries):

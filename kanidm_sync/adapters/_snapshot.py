@@ -439,8 +439,9 @@ class SnapshotAdapter:
     ) -> tuple[list[Entry], dict[str, str], list[str]]:
         entries: list[Entry] = []
         changed: dict[str, str] = {}
+        known = committed.get
         for key, (entry, digest) in current.items():
-            if committed.get(key) != digest or key in uncertain:
+            if known(key) != digest or key in uncertain:
                 entries.append(entry)
                 changed[key] = digest
         # Kanidm resolves a member's external id when the group is applied (spec §3.9.1):
@@ -448,15 +449,20 @@ class SnapshotAdapter:
         # before it existed) points at its old self or at nothing until it is sent again.
         created = {
             entry.external_id.lower()
-            for key, (entry, _) in current.items()
-            if key in changed and key not in committed and entry.external_id
+            for key in changed
+            if key not in committed and (entry := current[key][0]).external_id
         }
         if created:
             for key, (entry, digest) in current.items():
                 if key not in changed and any(r in created for r in external_references(entry)):
                     entries.append(entry)
                     changed[key] = digest
-        deleted = [key for key in committed if key not in current]
+        # Deleted: committed ids the source no longer lists (none when every one is listed,
+        # which a set intersection tells without a loop in Python).
+        if len(committed.keys() & current.keys()) == len(committed):
+            deleted = []
+        else:
+            deleted = [key for key in committed if key not in current]
         deleted += [key for key in uncertain if key not in current and key not in committed]
         return entries, changed, deleted
 

@@ -11,7 +11,8 @@ Must not: decide what a snapshot means (``_snapshot`` does), or talk to Kanidm.
 The schema (``PRAGMA application_id`` :data:`APPLICATION_ID`, ``user_version`` 2)::
 
     meta(key, value)        format, version, fingerprint, the two snapshots' cookies and
-                            generations, the pending base, retired cookies (JSON, base64)
+                            generations, the pending base, retired cookies (JSON, base64),
+                            written (a random mark of the last write)
     committed(id, digest)   the snapshot Kanidm is known to hold: entry id (hex) -> digest
     pending(id, digest)     the change list last returned: digest NULL for a deletion
 """
@@ -72,9 +73,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii")
 
 
-def _meta_rows(store: _Store) -> list[tuple[str, object]]:
+def _meta_rows(store: _Store, mark: str) -> list[tuple[str, object]]:
     committed, pending = store.committed, store.pending
     return [
+        ("written", mark),
         ("format", STORE_FORMAT),
         ("version", DB_VERSION),
         ("fingerprint", store.fingerprint),
@@ -107,6 +109,7 @@ class _SnapshotDb:
         self.path = path
         self.page_limit: int | None = None
         self._last: _Store | None = None  # what the database holds, as last read or written
+        self._mark: str | None = None  # the ``written`` mark of ``_last``
         self._foreign: str | None = None
 
     def load(self) -> _Store | None:
@@ -116,7 +119,12 @@ class _SnapshotDb:
             _CorruptStoreError: the file cannot be used (the message says why).
             OSError: the file cannot be read.
         """
+        last = self._unchanged()
+        if last is not None:
+            # Written by this object and not since: no need to read the snapshots again.
+            return last
         self._last = None
+        self._mark = None
         self._foreign = None
         kind, _ = sniff(self.path)
         if kind == "missing":
@@ -137,6 +145,20 @@ class _SnapshotDb:
         self._last = store
         return store
 
+    def _unchanged(self) -> _Store | None:
+        """``_last`` when the file still holds what this object last read or wrote."""
+        last, mark = self._last, self._mark
+        if last is None or mark is None:
+            return None
+        try:
+            with open_database(
+                self.path, application_id=APPLICATION_ID, version=DB_VERSION, what="snapshot store"
+            ) as conn:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'written'").fetchone()
+        except (OSError, DatabaseMismatch, sqlite3.Error):
+            return None  # read as usual, which says what is wrong
+        return last if row is not None and row[0] == mark else None
+
     def _read(self) -> _Store:
         with open_database(
             self.path, application_id=APPLICATION_ID, version=DB_VERSION, what="snapshot store"
@@ -148,6 +170,8 @@ class _SnapshotDb:
             committed_rows = conn.execute("SELECT id, digest FROM committed").fetchall()
             pending_rows = conn.execute("SELECT id, digest FROM pending").fetchall()
             conn.execute("COMMIT")
+        written = meta.get("written")
+        self._mark = written if isinstance(written, str) else None
         fingerprint = meta.get("fingerprint")
         if not isinstance(fingerprint, str):
             raise _CorruptStoreError("'fingerprint' is not a string")
@@ -223,21 +247,51 @@ class _SnapshotDb:
             what="snapshot store",
             page_limit=self.page_limit,
         ) as conn:
+            mark = os.urandom(8).hex()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._write_changes(conn, last, store)
+                self._write_changes(conn, last, store, mark)
                 conn.execute("COMMIT")
             except BaseException:
+                self._mark = None  # the file is as it was, but read it again to be sure
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        self._last = store
+        self._last, self._mark = store, mark
 
     @staticmethod
-    def _write_changes(conn: sqlite3.Connection, last: _Store, store: _Store) -> None:
+    def _write_changes(conn: sqlite3.Connection, last: _Store, store: _Store, mark: str) -> None:
         old = last.committed.digests if last.committed is not None else {}
         new: Mapping[str, str] = store.committed.digests if store.committed is not None else {}
-        if old is not new:
+        promoted = last.pending
+        if old is new:
+            pass
+        elif (
+            promoted is not None
+            and promoted.base is None
+            and store.committed is not None
+            and store.committed.cookie == promoted.cookie
+        ):
+            # A full image committed: the committed snapshot is its pending rows.
+            conn.execute("DELETE FROM committed")
+            conn.execute(
+                "INSERT INTO committed SELECT id, digest FROM pending WHERE digest IS NOT NULL"
+            )
+        elif (
+            promoted is not None
+            and promoted.base is not None
+            and last.committed is not None
+            and promoted.base == last.committed.cookie
+            and store.committed is not None
+            and store.committed.cookie == promoted.cookie
+        ):
+            # The pending delta committed (``_promote``): its cookie names the content, the
+            # old committed snapshot plus its changes. Only they are written.
+            conn.executemany(
+                "INSERT OR REPLACE INTO committed VALUES (?, ?)", promoted.changed.items()
+            )
+            conn.executemany("DELETE FROM committed WHERE id = ?", [(k,) for k in promoted.deleted])
+        else:
             upserts = [(k, d) for k, d in new.items() if old.get(k) != d]
             removed = (
                 [(k,) for k in old if k not in new] if len(new) - len(upserts) < len(old) else []
@@ -247,7 +301,7 @@ class _SnapshotDb:
         if last.pending is not store.pending:
             conn.execute("DELETE FROM pending")
             conn.executemany("INSERT INTO pending VALUES (?, ?)", _pending_rows(store.pending))
-        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", _meta_rows(store))
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", _meta_rows(store, mark))
 
     def _build(self, store: _Store) -> None:
         def fill(conn: sqlite3.Connection) -> None:
@@ -256,9 +310,10 @@ class _SnapshotDb:
                     "INSERT INTO committed VALUES (?, ?)", store.committed.digests.items()
                 )
             conn.executemany("INSERT INTO pending VALUES (?, ?)", _pending_rows(store.pending))
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", _meta_rows(store))
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", _meta_rows(store, mark))
 
-        self._last = None
+        mark = os.urandom(8).hex()
+        self._last = self._mark = None
         kind, _ = sniff(self.path)
         if kind == "sqlite":
             _refuse_foreign(self.path)
@@ -270,7 +325,7 @@ class _SnapshotDb:
             fill=fill,
             page_limit=self.page_limit,
         )
-        self._last = store
+        self._last, self._mark = store, mark
 
     def remove(self) -> None:
         """Delete the store and SQLite's files next to it.
@@ -278,7 +333,7 @@ class _SnapshotDb:
         Raises:
             OSError: a file exists but could not be removed.
         """
-        self._last = None
+        self._last = self._mark = None
         for name in (str(self.path), *(f"{self.path}{s}" for s in SIDECARS)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
