@@ -160,6 +160,8 @@ def find_reusers(
 ) -> set[int]:
     """Positions of sent entries taking a unique value held by an entry being deleted."""
     held = {pair: d for d, p in doomed.items() for pair in unique_values(p)}
+    if not held:
+        return set()  # nothing deleted holds a value
     return {
         n
         for n, e in enumerate(to_send)
