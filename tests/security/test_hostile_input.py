@@ -644,7 +644,7 @@ def test_cli_status_file_is_private_and_hostile_one_is_reported(tmp_path: pathli
         done = _cli("run", "-c", str(config), home=tmp_path)
         assert 0 == done.returncode, done.stderr
         status = tmp_path / "sync.state" / "status.json"
-        for name in ("status.json", "record.json", "snapshot.json"):
+        for name in ("status.json", "record.sqlite", "snapshot.sqlite"):
             mode = stat.S_IMODE((status.parent / name).stat().st_mode)
             assert (name, 0o600) == (name, mode)
         status.write_text(DEEP, encoding="utf-8")

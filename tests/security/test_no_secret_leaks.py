@@ -599,7 +599,7 @@ def test_cli_life_cycle_leaks_no_secret(fake: FakeKanidm, url: str, tmp_path: pa
 
     for name in ("ldif", "csv"):
         state = work / f"{name}.state"
-        assert {"record.json", "snapshot.json", "status.json"} <= set(capture.files(state))
+        assert {"record.sqlite", "snapshot.sqlite", "status.json"} <= set(capture.files(state))
     capture.assert_clean(secrets)
 
 
