@@ -4,7 +4,8 @@ Owns: choosing the baseline a run's guards use and carrying it in the cookie sen
 Kanidm (``_baseline`` has the why), trimming validation warnings the local record
 answers, and the one-line descriptions :class:`~kanidm_sync.Progress` shows.
 
-Must not: do I/O, log, or talk to Kanidm. Pure.
+Must not: do I/O, log, or talk to Kanidm. Pure (a record read on demand reads the rows
+and index entries it is asked about: :func:`prefetch_batch` asks for the batch's in bulk).
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ resuming a crashed chunked run and the local record once a plan committed. The p
 and its renderings are in ``_plan_model``, projections and the record shape in
 ``_projection``, the first request that frees unique values in ``_release``.
 
-Must not: do I/O, log, read a clock, or talk to Kanidm. Pure; the runner feeds it.
+Must not: do I/O, log, read a clock, or talk to Kanidm. Pure; the runner feeds it. (The
+record it is given may be read on demand, ``_projection.RecordEntries``: the plan asks
+it only about the entries the batch sends or deletes, in bulk through ``prefetch``, and
+about gidnumbers through its index; a full image reads it whole, once.)
 
 What a plan can and cannot know. Kanidm has no read of entries for a sync account (only
 ``GET /scim/v1/Sync`` for the cookie), so the diff base is what *this runner* last applied

@@ -507,7 +507,6 @@ class _RecordStore:
         generation = synced.generation + 1
         if synced.indexed:
             # The index follows the rows in the same transaction.
-            conn.executemany("DELETE FROM uniques WHERE id = ?", index.cleared)
             conn.executemany(
                 "DELETE FROM uniques WHERE key = ? AND value = ? AND id = ?", index.dropped
             )

@@ -60,7 +60,6 @@ CREATE TABLE IF NOT EXISTS uniques (
     id TEXT NOT NULL,
     PRIMARY KEY (key, value, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS uniques_by_id ON uniques (id);
 """
 
 _GID_KEY: Final = "gid"
@@ -185,7 +184,6 @@ class IndexChanges:
     """The ``uniques`` rows a save changes: only the values that moved (most updates: none)."""
 
     def __init__(self) -> None:
-        self.cleared: list[tuple[str]] = []  # ids whose old rows are unknown: all dropped
         self.dropped: list[tuple[str, str, str]] = []
         self.added: list[tuple[str, str, str]] = []
 
@@ -196,13 +194,13 @@ class IndexChanges:
         previous: JSONObject | None,
         projection: JSONObject | None,
     ) -> None:
-        """Entry ``key`` (``text``) goes from ``previous`` to ``projection`` (None: none)."""
+        """Entry ``key`` (``text``) goes from ``previous`` to ``projection`` (None: none).
+
+        The index is current (``meta.indexed``), so an entry the record does not hold has
+        no rows, and one it holds has exactly the rows of its projection.
+        """
         now = index_rows(text, key, projection) if projection is not None else []
-        if previous is None:
-            self.cleared.append((text,))  # none, or rows of an unknown past: cleared
-            self.added.extend(now)
-            return
-        before = index_rows(text, key, previous)
+        before = index_rows(text, key, previous) if previous is not None else []
         self.dropped.extend(r for r in before if r not in now)
         self.added.extend(r for r in now if r not in before)
 
