@@ -85,8 +85,9 @@ class Runner(_RunnerCore):
         source: the source adapter (see :mod:`kanidm_sync.adapters`).
         rules: exclude and remap rules applied to every batch.
         state_path: the file recording what was last applied (the plan's diff base, and
-            what lets an unchanged entry stay unsent). One file per sync account; each run
-            holds ``<state_path>.lock`` (a second runner on it raises
+            what lets an unchanged entry stay unsent): an SQLite database (a JSON record
+            of an older release there is converted on first use). One file per sync
+            account; each run holds ``<state_path>.lock`` (a second runner on it raises
             :class:`~kanidm_sync.ConcurrentRunError`). Without it every run plans against
             an unknown base and re-sends every entry (the guards then use the count
             Kanidm's cookie carries; the runner warns once).
@@ -98,7 +99,7 @@ class Runner(_RunnerCore):
         validate: validate every batch locally before planning (default on).
 
     Example:
-        >>> runner = Runner(client, source, state_path="state/hr.json")  # doctest: +SKIP
+        >>> runner = Runner(client, source, state_path="state/hr.sqlite")  # doctest: +SKIP
         >>> report = runner.run_once()  # doctest: +SKIP
     """
 
