@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from ds389 import Ds389
 from slapd import BASE_DN, SYNC_DN, SYNC_PW
+from test_ds389_freeipa import add_token
 from test_side_by_side import diff, held, ipa_binaries, opened, run_ours, run_reference, target
 
 from kanidm_sync.testing import Kanidmd, KanidmdTarget
@@ -44,22 +45,6 @@ def ipa_sync_toml(server: Ds389, token: str) -> str:
         f'sync_token = "{token}"\nipa_uri = "{server.uri}"\nipa_sync_dn = "{SYNC_DN}"\n'
         f'ipa_sync_pw = "{SYNC_PW}"\nipa_sync_base_dn = "{BASE_DN}"\n'
     )
-
-
-def add_token(server: Ds389, token_id: str, owner: str, key: bytes) -> None:
-    with server.admin() as conn:
-        conn.add_s(
-            f"ipatokenuniqueid={token_id},cn=otp,{BASE_DN}",
-            [
-                ("objectClass", [b"top", b"ipaToken", b"ipatokenTOTP"]),
-                ("ipatokenUniqueID", [token_id.encode()]),
-                ("ipatokenOwner", [f"uid={owner},{USERS}".encode()]),
-                ("ipatokenOTPkey", [key]),
-                ("ipatokenOTPalgorithm", [b"sha1"]),
-                ("ipatokenOTPdigits", [b"6"]),
-                ("ipatokenTOTPtimeStep", [b"30"]),
-            ],
-        )
 
 
 def credentials(entries: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
