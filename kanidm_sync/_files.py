@@ -19,7 +19,7 @@ import secrets
 import sys
 from typing import Final
 
-__all__ = ["temp_prefix", "write_atomic"]
+__all__ = ["create_temp", "remove_stale", "temp_prefix", "write_atomic"]
 
 _ATTEMPTS: Final = 16
 
@@ -46,7 +46,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(path: pathlib.Path) -> None:
+def remove_stale(path: pathlib.Path) -> None:
     """Remove the temporary files of ``path`` whose writer no longer runs."""
     if sys.platform == "win32":  # pragma: no cover - no signal 0 to ask with
         return
@@ -66,7 +66,8 @@ def _remove_stale(path: pathlib.Path) -> None:
                     os.unlink(entry.path)
 
 
-def _create_temp(path: pathlib.Path) -> tuple[int, str]:
+def create_temp(path: pathlib.Path) -> tuple[int, str]:
+    """A new temporary file next to ``path`` (mode 0600): its descriptor and name."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(_ATTEMPTS):
         tmp = path.parent / f"{temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
@@ -94,8 +95,8 @@ def write_atomic(path: pathlib.Path, text: str) -> None:
     """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
-    fd, tmp = _create_temp(path)
+    remove_stale(path)
+    fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Final, Literal
 
-from ._files import _create_temp, _remove_stale
+from ._files import create_temp, remove_stale
 
 __all__ = [
     "SIDECARS",
@@ -203,8 +203,8 @@ def build_database(
         OSError: the directory, the temporary file or the rename failed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
-    fd, tmp_name = _create_temp(path)  # mode 0600; SQLite's sidecars copy the mode
+    remove_stale(path)
+    fd, tmp_name = create_temp(path)  # mode 0600; SQLite's sidecars copy the mode
     os.close(fd)
     tmp = pathlib.Path(tmp_name)
     try:
