@@ -72,7 +72,7 @@ import pathlib
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, NoReturn, Protocol, TypeAlias, runtime_checkable
 
 from .._chunk import external_references
 from .._exceptions import KanidmSyncError, SourceError
@@ -135,6 +135,9 @@ class SnapshotSource(Protocol):
 
 _MAX_MESSAGE = 300
 
+_Listed: TypeAlias = dict[int, tuple[Entry, str, str]]
+"""A listed snapshot: ``entry.id.int`` -> (entry, its digest, ``entry.id.hex``: the store's key)."""
+
 
 def _exception_text(exc: BaseException) -> str:
     text = str(exc)
@@ -144,11 +147,17 @@ def _exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _after(entry: object, current: Mapping[str, object]) -> str:
+def _after(entry: object, current: Mapping[int, object]) -> str:
     # The last entry listed without fault: the failing one is the next in the source.
-    if not isinstance(entry, Entry) or entry.id.hex not in current:
+    if not isinstance(entry, Entry) or entry.id.int not in current:
         return ""
     return f" (the last one: {entry.id}, {_describe(entry)})"
+
+
+def _listed_twice(entry: Entry, other: Entry) -> NoReturn:
+    raise SourceError(
+        f"the snapshot lists entry id {entry.id} twice: {_describe(other)} and {_describe(entry)}"
+    )
 
 
 def _describe(entry: Entry) -> str:
@@ -188,10 +197,10 @@ class SnapshotAdapter:
         self._path = pathlib.Path(state_path)
         self._fingerprint = fingerprint
         self._db = _SnapshotDb(self._path)
-        # The last snapshot this object computed: id -> (entry, digest). An equal entry
-        # in the next snapshot reuses its digest, so a long-running process only encodes
-        # what changed.
-        self._cache: dict[str, tuple[Entry, str]] = {}
+        # The last snapshot this object computed (see ``_Listed``). An equal entry in the
+        # next snapshot reuses its digest, so a long-running process only encodes what
+        # changed.
+        self._cache: _Listed = {}
         # Every cookie the store file last read had recorded, even one written under
         # other rules: a full image keeps them as ``retired``.
         self._known_cookies: tuple[bytes, ...] = ()
@@ -292,12 +301,16 @@ class SnapshotAdapter:
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _read_source(self) -> dict[str, tuple[Entry, str]]:
-        current: dict[str, tuple[Entry, str]] = {}
+    def _read_source(self) -> _Listed:
+        current: _Listed = {}
         entry: object = None
+        # The per-entry path is hot (every entry of every run): one dict lookup in the
+        # cache, an identity or equality test, one insertion; the key is the UUID's int
+        # (an attribute, no conversion), and an unchanged entry reuses its cached row.
+        cached_row = self._cache.get
+        add = current.setdefault
         try:
             listed = iter(self._source.snapshot())
-            cache = self._cache
             for entry in listed:
                 if not isinstance(entry, Entry):
                     raise SourceError(
@@ -305,18 +318,18 @@ class SnapshotAdapter:
                         f"{type(entry).__name__} after {len(current)} entries, not an entry "
                         "(Person, Group, ServiceAccount, GenericEntry)"
                     )
-                key = entry.id.hex
-                if key in current:
-                    other = current[key][0]
-                    raise SourceError(
-                        f"the snapshot lists entry id {entry.id} twice: "
-                        f"{_describe(other)} and {_describe(entry)}"
-                    )
-                cached = cache.get(key)
-                if cached is not None and cached[0] == entry:
-                    current[key] = cached
+                key = entry.id.int
+                row = cached_row(key)
+                size = len(current)
+                if row is not None and (row[0] is entry or row[0] == entry):
+                    # ``==`` rather than ``!=``: attrs' ``__ne__`` is one more call.
+                    if add(key, row) is not row or len(current) == size:
+                        # Listed twice: after a changed listing, or twice the cached one.
+                        _listed_twice(entry, current[key][0])
                 else:
-                    current[key] = (entry, _entry_digest(entry))
+                    if key in current:
+                        _listed_twice(entry, current[key][0])
+                    current[key] = (entry, _entry_digest(entry), entry.id.hex)
         except KanidmSyncError:
             raise
         except Exception as exc:
@@ -405,8 +418,8 @@ class SnapshotAdapter:
         )
         return None
 
-    def _full_image(self, current: dict[str, tuple[Entry, str]], store: _Store | None) -> FullImage:
-        digests = {key: digest for key, (_, digest) in current.items()}
+    def _full_image(self, current: _Listed, store: _Store | None) -> FullImage:
+        digests = {key: digest for _, digest, key in current.values()}
         pending = store.pending if store is not None else None
         if pending is not None and pending.base is None and pending.changed == digests:
             # The same image as last time, not committed (yet): the same cookie, so a
@@ -414,9 +427,7 @@ class SnapshotAdapter:
             _log.info(
                 "snapshot full image: %d entries (unchanged since the last fetch)", len(current)
             )
-            return FullImage(
-                entries=[entry for entry, _ in current.values()], cookie=pending.cookie
-            )
+            return FullImage(entries=[row[0] for row in current.values()], cookie=pending.cookie)
         previous = 0
         if store is not None:
             generations = [s.generation for s in (store.committed, store.pending) if s]
@@ -429,41 +440,48 @@ class SnapshotAdapter:
         retired = tuple(c for c in self._known_cookies if c != cookie)[-_MAX_RETIRED:]
         self._write(_Store(self._fingerprint, None, pending, retired))
         _log.info("snapshot full image: %d entries", len(current))
-        return FullImage(entries=[entry for entry, _ in current.values()], cookie=cookie)
+        return FullImage(entries=[row[0] for row in current.values()], cookie=cookie)
 
     @staticmethod
     def _diff(
-        current: dict[str, tuple[Entry, str]],
+        current: _Listed,
         committed: Mapping[str, str],
         uncertain: frozenset[str],
     ) -> tuple[list[Entry], dict[str, str], list[str]]:
         entries: list[Entry] = []
         changed: dict[str, str] = {}
+        created: set[str] = set()
         known = committed.get
-        for key, (entry, digest) in current.items():
-            if known(key) != digest or key in uncertain:
+        listed = 0  # committed ids the source still lists
+        for entry, digest, key in current.values():
+            base = known(key)
+            if base is None:
                 entries.append(entry)
                 changed[key] = digest
-        # Kanidm resolves a member's external id when the group is applied (spec §3.9.1):
-        # a group naming an entry that is new here (re-created under a new UUID, or named
-        # before it existed) points at its old self or at nothing until it is sent again.
-        created = {
-            entry.external_id.lower()
-            for key in changed
-            if key not in committed and (entry := current[key][0]).external_id
-        }
+                # Kanidm resolves a member's external id when the group is applied (spec
+                # §3.9.1): a group naming an entry that is new here (re-created under a
+                # new UUID, or named before it existed) points at its old self or at
+                # nothing until it is sent again.
+                if entry.external_id:
+                    created.add(entry.external_id.lower())
+            else:
+                listed += 1
+                if base != digest or key in uncertain:
+                    entries.append(entry)
+                    changed[key] = digest
         if created:
-            for key, (entry, digest) in current.items():
+            for entry, digest, key in current.values():
                 if key not in changed and any(r in created for r in external_references(entry)):
                     entries.append(entry)
                     changed[key] = digest
-        # Deleted: committed ids the source no longer lists (none when every one is listed,
-        # which a set intersection tells without a loop in Python).
-        if len(committed.keys() & current.keys()) == len(committed):
-            deleted = []
-        else:
-            deleted = [key for key in committed if key not in current]
-        deleted += [key for key in uncertain if key not in current and key not in committed]
+        # Deleted: committed ids the source no longer lists (none when it lists them all).
+        deleted: list[str] = []
+        if listed < len(committed):
+            present = {key for _, _, key in current.values()}
+            deleted = [key for key in committed if key not in present]
+        if uncertain:
+            present = {key for _, _, key in current.values()}
+            deleted += [key for key in uncertain if key not in present and key not in committed]
         return entries, changed, deleted
 
     def _write(self, store: _Store) -> None:

@@ -277,6 +277,29 @@ def test_duplicate_id_is_a_source_error(store: pathlib.Path) -> None:
     assert 1 == str(info.value).count(str(twin.id))  # the UUID once, then the external ids
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("same", "same"), ("cached", "equal"), ("changed", "cached"), ("cached", "changed")],
+)
+def test_duplicate_id_is_a_source_error_on_a_warm_adapter(
+    store: pathlib.Path, first: str, second: str
+) -> None:
+    """An id listed twice is refused whether each listing equals the cached entry or not."""
+    cached = person(1)
+    source = ListSource([cached])
+    adapter = SnapshotAdapter(source, store)
+    adapter.fetch(REFRESH)  # the adapter now caches ``cached``'s digest
+    versions = {
+        "same": cached,
+        "cached": cached,
+        "equal": person(1),
+        "changed": person(1, displayname="Other"),
+    }
+    source.entries = [person(2), versions[first], versions[second]]
+    with pytest.raises(SourceError, match=r"lists entry id .* twice: external id 'uid=u1,"):
+        adapter.fetch(REFRESH)
+
+
 def test_backend_error_becomes_source_error(store: pathlib.Path) -> None:
     """A source raising OSError surfaces as SourceError with its message and the cause kept."""
 
