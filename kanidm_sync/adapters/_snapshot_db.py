@@ -15,6 +15,10 @@ The schema (``PRAGMA application_id`` :data:`APPLICATION_ID`, ``user_version`` 2
                             written (a random mark of the last write)
     committed(id, digest)   the snapshot Kanidm is known to hold: entry id (hex) -> digest
     pending(id, digest)     the change list last returned: digest NULL for a deletion
+
+A committed full image renames ``pending`` to ``committed`` (no row is copied), so that
+``committed`` may be declared as ``pending`` is; its digests are never NULL all the same
+(a full image has no deletion rows), and reading the store checks them.
 """
 
 from __future__ import annotations
@@ -58,10 +62,13 @@ APPLICATION_ID: Final = 0x6B735353
 DB_VERSION: Final = 2
 """``PRAGMA user_version``; version 1 was the JSON file."""
 
-_SCHEMA: Final = """
+_PENDING_TABLE: Final = (
+    "CREATE TABLE pending (id TEXT PRIMARY KEY NOT NULL, digest TEXT) WITHOUT ROWID"
+)
+_SCHEMA: Final = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 CREATE TABLE committed (id TEXT PRIMARY KEY NOT NULL, digest TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE pending (id TEXT PRIMARY KEY NOT NULL, digest TEXT) WITHOUT ROWID;
+{_PENDING_TABLE};
 """
 
 
@@ -272,11 +279,12 @@ class _SnapshotDb:
             and store.committed is not None
             and store.committed.cookie == promoted.cookie
         ):
-            # A full image committed: the committed snapshot is its pending rows.
-            conn.execute("DELETE FROM committed")
-            conn.execute(
-                "INSERT INTO committed SELECT id, digest FROM pending WHERE digest IS NOT NULL"
-            )
+            # A full image committed: the committed snapshot is its pending rows (a full
+            # image has no deletion rows), so the pending table becomes the committed one,
+            # which copies no row (a copy of 200k rows costs ~0.15 s and ~10 MiB of WAL).
+            conn.execute("DROP TABLE committed")
+            conn.execute("ALTER TABLE pending RENAME TO committed")
+            conn.execute(_PENDING_TABLE)
         elif (
             promoted is not None
             and promoted.base is not None

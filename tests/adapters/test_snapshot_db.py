@@ -75,6 +75,31 @@ def test_a_fetch_writes_only_the_rows_that_changed(tmp_path: pathlib.Path) -> No
     assert 50 == len(query(path, "SELECT id FROM committed"))
 
 
+def test_promoting_a_full_image_copies_no_row(tmp_path: pathlib.Path) -> None:
+    """A committed full image: its pending table becomes the committed one, rows unchanged."""
+    path = tmp_path / "snapshot.json"
+    source = ListSource([person(n) for n in range(50)])
+    adapter = SnapshotAdapter(source, path)
+    first = adapter.fetch(REFRESH)
+    image = sorted(query(path, "SELECT id, digest FROM pending"))
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE probe (id TEXT)")
+        conn.execute(
+            "CREATE TRIGGER probe_insert AFTER INSERT ON committed "
+            "BEGIN INSERT INTO probe VALUES (NEW.id); END"
+        )
+    source.entries[6] = person(6, displayname="Changed")
+    delta = adapter.fetch(ActiveState(first.cookie))  # promotes the image, records a delta
+    assert isinstance(delta, Delta)
+    assert [] == query(path, "SELECT id FROM probe")
+    assert image == sorted(query(path, "SELECT id, digest FROM committed"))
+    assert [person(6).id.hex] == [k for k, _ in query(path, "SELECT id, digest FROM pending")]
+    # A new process reads the same store: the same delta against the promoted image.
+    again = SnapshotAdapter(source, path).fetch(ActiveState(first.cookie))
+    assert isinstance(again, Delta)
+    assert (delta.cookie, [person(6).id]) == (again.cookie, [e.id for e in again.entries])
+
+
 def test_a_json_store_is_migrated_once(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
