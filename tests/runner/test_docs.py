@@ -26,4 +26,4 @@ def test_adapter_page_syncs_into_the_double(
         exec(blocks[0], namespace)
         exec(runner_block, namespace)
     assert ["applied 3", "Alice Liddell", "1 0"] == out.getvalue().splitlines()
-    assert (tmp_path / "hr.applied.json").exists()
+    assert (tmp_path / "hr.record.sqlite").exists()
