@@ -32,6 +32,7 @@ with one run's changes on top of it (``_projection.UpdatedEntries``) names them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -298,7 +299,17 @@ class _RecordStore:
             generation=generation,
             count=count,
             indexed=indexed,
-            reopen=self._connect,
+            # Not a bound method: the view must not refer back to the store. Without that
+            # cycle the view (and its connection, which it closes) goes as soon as the
+            # last KnownState holding it does, instead of at a garbage collection that may
+            # finalize the connection first (an unclosed-connection ResourceWarning).
+            reopen=functools.partial(
+                connect_database,
+                path,
+                application_id=APPLICATION_ID,
+                version=RECORD_VERSION,
+                what="record",
+            ),
         )
         self._view = view
         self._synced = _Synced(generation, view, deleted, indexed)

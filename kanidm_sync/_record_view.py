@@ -31,6 +31,7 @@ import logging
 import pathlib
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final, cast
 
@@ -205,6 +206,14 @@ class IndexChanges:
         self.added.extend(r for r in now if r not in before)
 
 
+def _close_connection(conn: sqlite3.Connection) -> None:
+    """End ``conn``'s read transaction, if any, and close it."""
+    with contextlib.suppress(sqlite3.Error):
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    conn.close()
+
+
 class RecordView(RecordEntries):
     """The entries of the record as loaded, decoded when looked up.
 
@@ -234,7 +243,9 @@ class RecordView(RecordEntries):
         self.generation = generation
         self.indexed = indexed
         self.rows_read = 0
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: sqlite3.Connection | None = None
+        self._closer: weakref.finalize[[sqlite3.Connection], RecordView] | None = None
+        self._hold(conn)
         self._reopen = reopen
         self._count = count
         self._cache: dict[uuid.UUID, JSONObject] = {}
@@ -245,18 +256,23 @@ class RecordView(RecordEntries):
 
     # --- the connection ----------------------------------------------------------------
 
+    def _hold(self, conn: sqlite3.Connection) -> None:
+        """Own ``conn``: it is closed by :meth:`close`, or when this view is collected.
+
+        A ``weakref.finalize``, not ``__del__``: when a view ends in a reference cycle (a
+        traceback holding a plan holding the record), the collector may finalize the
+        connection before the view's ``__del__`` runs, and Python 3.13 warns about a
+        connection that was not closed. The finalizer holds the connection itself, so
+        it is never part of that garbage and is closed first.
+        """
+        self._conn = conn
+        self._closer = weakref.finalize(self, _close_connection, conn)
+
     def close(self) -> None:
         """End the read transaction and close the connection (reads reopen the file)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-            conn.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+        closer, self._closer, self._conn = self._closer, None, None
+        if closer is not None:
+            closer()
 
     def advance(
         self,
@@ -291,7 +307,8 @@ class RecordView(RecordEntries):
                     raise RecordDamagedError(
                         f"{self.path}: the record was written anew since it was read"
                     )
-                conn = self._conn = self._reopen()
+                conn = self._reopen()
+                self._hold(conn)
                 conn.execute("BEGIN")
                 row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
                 if row is None or row[0] != self.generation:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import json
 import logging
 import pathlib
 import sqlite3
 import stat
 import uuid
+import warnings
 
 import pytest
 
@@ -256,3 +258,31 @@ def test_the_listing_is_sorted_by_kind_name_and_id(tmp_path: pathlib.Path) -> No
         (e.kind, e.name) for e in got
     ]
     assert _RecordStore(tmp_path / "missing").listing() is None
+
+
+def test_a_record_in_a_reference_cycle_closes_its_connection(tmp_path: pathlib.Path) -> None:
+    """The entries read on demand own an open connection; collected in a cycle, it is closed.
+
+    A KnownState often ends in a reference cycle (a traceback holding a plan holding the
+    record). The collector may then finalize the connection before the object holding
+    it, and Python 3.13 warns about an unclosed connection; the connection must be closed
+    first, whatever the order, and never reported.
+    """
+    path = tmp_path / "record.sqlite"
+    known = KnownState(cookie=b"c", entries={pid(1): project_entry(person(1))}, deleted=())
+    _RecordStore(path).save(known)
+    store = _RecordStore(path)
+    loaded = store.load()
+    assert loaded is not None
+    assert pid(1) in loaded.entries  # read through the open connection
+    conn = loaded.entries._conn  # type: ignore[attr-defined]
+    assert conn is not None
+    cycle: list[object] = [loaded]
+    cycle.append(cycle)
+    del store, loaded, cycle
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [] == [w for w in caught if issubclass(w.category, ResourceWarning)]
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")
