@@ -352,6 +352,8 @@ class AsyncClient(BaseClient):
         ConfigError: the token is empty or not a bearer token.
     """
 
+    _ASYNCHRONOUS = True
+
     def __init__(
         self,
         base_url: str,

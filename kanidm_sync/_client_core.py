@@ -36,6 +36,7 @@ from ._proto._admin import (
 )
 from ._proto._changeset import ChangeSet
 from ._proto._codec import decode_sync_state
+from ._proto._encode_body import changeset_body
 from ._proto._flows import SYNC_PATH, Call, Outcome, apply_flow, reply_error, unexpected_reply
 from ._proto._state import SyncState
 from ._transport import (
@@ -86,6 +87,10 @@ class BaseClient:
     Not used directly; see :class:`~kanidm_sync.Client` and
     :class:`~kanidm_sync.AsyncClient`.
     """
+
+    #: Whether requests go through httpx's async client (a streamed body must then be
+    #: an asynchronous iterable).
+    _ASYNCHRONOUS = False
 
     def __init__(
         self,
@@ -191,7 +196,13 @@ class BaseClient:
         )
 
     def _request_for_call(self, call: Call) -> httpx.Request:
-        request = call_to_request(call, self._base_url, self._headers, prefix=self._prefix)
+        request = call_to_request(
+            call,
+            self._base_url,
+            self._headers,
+            prefix=self._prefix,
+            asynchronous=self._ASYNCHRONOUS,
+        )
         apply = call.method == "POST" and call.path == SYNC_PATH
         timeout = self._apply_timeout if apply else self._timeout
         request.extensions = self._extensions(timeout, idempotent=call.idempotent)
@@ -250,7 +261,9 @@ class BaseClient:
         return self._request("PUT", path, body=values, has_body=True, write=True)
 
     def _apply_flow(self, changeset: ChangeSet) -> Generator[Call, Outcome, None]:
-        return apply_flow(changeset.to_json(), changeset.to_state, changeset.from_state)
+        # A large ChangeSet is encoded as it is sent (``_encode_body``), not held whole.
+        body = changeset_body(changeset)
+        return apply_flow(body, changeset.to_state, changeset.from_state)
 
     # --- response handling (pure) ----------------------------------------------------
 

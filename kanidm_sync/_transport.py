@@ -42,6 +42,7 @@ from ._exceptions import (
     EncodeError,
     ProtocolError,
 )
+from ._proto._encode_body import AsyncChangeSetBody, ChangeSetBody
 from ._proto._flows import OPID_HEADER, Call, Reply
 from ._proto._status import parse_error_body, redact_url
 from ._version import __version__
@@ -354,7 +355,12 @@ def retry_delay(attempt: int, retry_after: float | None, jitter: float) -> float
 
 
 def call_to_request(
-    call: Call, base_url: httpx.URL, headers: httpx.Headers | None = None, *, prefix: str = ""
+    call: Call,
+    base_url: httpx.URL,
+    headers: httpx.Headers | None = None,
+    *,
+    prefix: str = "",
+    asynchronous: bool = False,
 ) -> httpx.Request:
     """Build the httpx request for a flow's :class:`Call`.
 
@@ -363,17 +369,27 @@ def call_to_request(
         base_url: scheme, host and port (its path is replaced).
         headers: headers every request carries (User-Agent, Accept).
         prefix: the base URL's path prefix (a reverse proxy's), put before ``call.path``.
+        asynchronous: the request is for httpx's async client (a streamed body is then
+            an asynchronous iterable).
 
     Returns:
-        The request, without an Authorization header.
+        The request, without an Authorization header. A streamed body
+        (:class:`~._proto._encode_body.ChangeSetBody`) goes out in pieces with its exact
+        ``Content-Length`` (httpx drops its chunked framing when one is given).
     """
     merged = httpx.Headers(headers)
     merged.update(dict(call.headers))
+    body = call.body
+    content: bytes | ChangeSetBody | AsyncChangeSetBody | None = body
+    if isinstance(body, ChangeSetBody):
+        merged["Content-Length"] = str(body.length)
+        if asynchronous:
+            content = AsyncChangeSetBody(body)
     return httpx.Request(
         call.method,
         base_url.copy_with(path=prefix + call.path, query=None, fragment=None),
         headers=merged,
-        content=call.body,
+        content=content,
     )
 
 

@@ -26,7 +26,7 @@ from ._codec_state import encode_retention, encode_sync_state
 from ._encode import _tricky_floats, _write, encode_changeset, encode_entry
 from ._entries import Entry, Group, Mail, OAuth2Account, Person, ServiceAccount, SshPublicKey
 
-__all__ = ["encode_changeset_json"]
+__all__ = ["TEXT_ERRORS", "encode_changeset_json", "entry_text", "head_and_tail"]
 
 # The escaper json.dumps(..., ensure_ascii=False) uses for every string (C when available).
 _enc: Final[Callable[[str], str]] = json.encoder.encode_basestring
@@ -234,6 +234,37 @@ def _via_dict(entry: Entry) -> str:
     return _write(value, exact_floats=_tricky_floats[0] != before).decode("utf-8")
 
 
+def entry_text(entry: Entry) -> str:
+    """One entry of a ChangeSet as compact JSON text (the fast writers, else the dict path).
+
+    Raises:
+        EncodeError, ValueError, TypeError, RecursionError: the entry has no JSON form
+            here; the caller re-runs the request through the dict path for its error.
+    """
+    kind = type(entry)
+    if kind is Person:
+        text = _person(entry)  # type: ignore[arg-type]  # the exact class
+    else:
+        writer = _TEXT_WRITERS.get(kind)
+        text = None if writer is None else writer(entry)
+    return _via_dict(entry) if text is None else text
+
+
+def head_and_tail(cs: ChangeSet) -> tuple[str, str]:
+    """The text before the first entry and after the last one (states, then retain)."""
+    head = _compact(
+        {
+            "from_state": encode_sync_state(cs.from_state),
+            "to_state": encode_sync_state(cs.to_state),
+        }
+    )
+    return head[:-1] + ',"entries":[', '],"retain":' + _compact(encode_retention(cs.retain)) + "}"
+
+
+#: What :func:`entry_text` and :func:`head_and_tail` raise for a value with no JSON form.
+TEXT_ERRORS: Final = (EncodeError, ValueError, TypeError, RecursionError, UnicodeEncodeError)
+
+
 def encode_changeset_json(cs: ChangeSet) -> bytes:
     """Encode a ChangeSet to the exact bytes the Rust sync tools would send.
 
@@ -246,33 +277,16 @@ def encode_changeset_json(cs: ChangeSet) -> bytes:
     Raises:
         EncodeError: a value has no JSON form.
     """
-    writers = _TEXT_WRITERS
-    parts: list[str] = []
-    add = parts.append
     try:
-        for entry in cs.entries:
-            kind = type(entry)
-            if kind is Person:
-                text = _person(entry)  # type: ignore[arg-type]  # the exact class
-            else:
-                writer = writers.get(kind)
-                text = None if writer is None else writer(entry)
-            add(_via_dict(entry) if text is None else text)
-        head = _compact(
-            {
-                "from_state": encode_sync_state(cs.from_state),
-                "to_state": encode_sync_state(cs.to_state),
-            }
-        )
-        prefix = head[:-1] + ',"entries":['
-        suffix = '],"retain":' + _compact(encode_retention(cs.retain)) + "}"
+        parts = [entry_text(entry) for entry in cs.entries]
+        prefix, suffix = head_and_tail(cs)
         # The header and the tail ride on the first and last entry: no copy of the whole text.
         if parts:
             parts[0] = prefix + parts[0]
             parts[-1] += suffix
             return ",".join(parts).encode("utf-8")
         return (prefix + suffix).encode("utf-8")
-    except (EncodeError, ValueError, TypeError, RecursionError, UnicodeEncodeError):
+    except TEXT_ERRORS:
         pass
     # Something has no JSON form: the dict path raises the error (and path) it always raised.
     before = _tricky_floats[0]

@@ -41,6 +41,7 @@ from .._exceptions import (
     ProtocolError,
 )
 from ._codec import decode_sync_state
+from ._encode_body import ChangeSetBody
 from ._state import SyncState
 from ._status import error_from_response, is_kanidm_error, success_problem
 
@@ -82,7 +83,8 @@ class Call:
     Attributes:
         method: ``"GET"``, ``"POST"``, ...
         path: the absolute path (``"/scim/v1/Sync"``).
-        body: the JSON body bytes, or ``None``.
+        body: the JSON body: bytes, a :class:`~._encode_body.ChangeSetBody` (a large
+            apply, streamed), or ``None``.
         headers: extra headers (never the Authorization header: the driver adds it).
         idempotent: the driver may retry it on connection errors and 408/429/5xx.
         authenticated: the driver attaches the bearer token.
@@ -90,7 +92,7 @@ class Call:
 
     method: str
     path: str
-    body: bytes | None = None
+    body: bytes | ChangeSetBody | None = None
     headers: tuple[tuple[str, str], ...] = ()
     idempotent: bool = False
     authenticated: bool = True
@@ -202,12 +204,12 @@ _MAY_STILL_COMMIT: Final = (
 
 
 def apply_flow(
-    body: bytes, to_state: SyncState, from_state: SyncState
+    body: bytes | ChangeSetBody, to_state: SyncState, from_state: SyncState
 ) -> Generator[Call, Outcome, None]:
     """Apply a ChangeSet, settling an answer that did not come (or was not Kanidm's).
 
     Args:
-        body: the ChangeSet JSON.
+        body: the ChangeSet JSON (bytes, or a body streamed as it is sent).
         to_state: the ChangeSet's ``to_state``.
         from_state: the ChangeSet's ``from_state``.
 
