@@ -45,7 +45,7 @@ from typing import Final
 import attrs
 
 from ._chunk import ChunkCookie, external_references, split_changes
-from ._plan_model import Action, EntryChange, Plan
+from ._plan_model import NO_VALUES, Action, EntryChange, Plan
 from ._projection import (
     KnownState,
     UpdatedEntries,
@@ -216,8 +216,8 @@ def build_plan(
         proj = projected[entry.id] = project_encoded(entry, encoded)
         old = base.get(entry.id) if base is not None else None
         patch: tuple[JSONObject, ...] = ()
-        added: dict[str, tuple[JSONValue, ...]] = {}
-        removed: dict[str, tuple[JSONValue, ...]] = {}
+        added: Mapping[str, tuple[JSONValue, ...]] = NO_VALUES
+        removed: Mapping[str, tuple[JSONValue, ...]] = NO_VALUES
         if base is None:
             action = Action.REPLACE
         elif old is None:

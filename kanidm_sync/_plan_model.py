@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import types
 import uuid
 from collections.abc import Mapping
 from enum import StrEnum
@@ -27,6 +28,10 @@ from ._proto._state import RefreshState, RetainIgnore, RetainOnly, RetentionMode
 from ._types import JSONObject, JSONValue
 
 __all__ = ["Action", "EntryChange", "Plan"]
+
+
+#: No value changes (the default of :attr:`EntryChange.values_added` / ``values_removed``).
+NO_VALUES: Final[Mapping[str, tuple[JSONValue, ...]]] = types.MappingProxyType({})
 
 
 class Action(StrEnum):
@@ -67,8 +72,9 @@ class EntryChange:
     name: str | None = None
     external_id: str | None = None
     patch: tuple[JSONObject, ...] = ()
-    values_added: Mapping[str, tuple[JSONValue, ...]] = attrs.field(factory=dict)
-    values_removed: Mapping[str, tuple[JSONValue, ...]] = attrs.field(factory=dict)
+    # The default is one shared read-only empty mapping, not two dicts per entry.
+    values_added: Mapping[str, tuple[JSONValue, ...]] = attrs.field(default=NO_VALUES)
+    values_removed: Mapping[str, tuple[JSONValue, ...]] = attrs.field(default=NO_VALUES)
 
     def to_dict(self) -> JSONObject:
         """This change as a JSON-ready dict (secrets masked as ``***``)."""

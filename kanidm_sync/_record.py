@@ -293,7 +293,16 @@ class _RecordStore:
         except BaseException:
             conn.close()
             raise
-        view = RecordView(
+        view = self._new_view(path, conn, generation=generation, count=count, indexed=indexed)
+        self._view = view
+        self._synced = _Synced(generation, view, deleted, indexed)
+        return KnownState(cookie=cookie, entries=view, deleted=deleted)
+
+    @staticmethod
+    def _new_view(
+        path: pathlib.Path, conn: sqlite3.Connection, *, generation: int, count: int, indexed: bool
+    ) -> RecordView:
+        return RecordView(
             path,
             conn,
             generation=generation,
@@ -311,9 +320,6 @@ class _RecordStore:
                 what="record",
             ),
         )
-        self._view = view
-        self._synced = _Synced(generation, view, deleted, indexed)
-        return KnownState(cookie=cookie, entries=view, deleted=deleted)
 
     def _load_json(self, path: pathlib.Path) -> KnownState | None:
         # The record of releases before 2 was one JSON file: read it, and write the
@@ -421,7 +427,15 @@ class _RecordStore:
             fill=fill,
             page_limit=self.page_limit,
         )
-        self._synced = _Synced(1, entries, tuple(known.deleted), True)
+        # What was written is remembered as a view of the new file (closed: a later read
+        # reopens it), not as the ``entries`` just written: a first run's 200,000
+        # projections would otherwise stay in memory until the next run's load.
+        view = self._new_view(
+            self.path, self._connect(), generation=1, count=len(entries), indexed=True
+        )
+        view.close()
+        self._view = view
+        self._synced = _Synced(1, view, tuple(known.deleted), True)
 
     def _update(self, path: pathlib.Path, known: KnownState, synced: _Synced) -> None:
         """Write the rows that changed since the store last read or wrote the database."""
@@ -489,7 +503,17 @@ class _RecordStore:
             self._synced = _Synced(generation, view, deleted, synced.indexed)
         else:
             self._drop_view()
-            self._synced = _Synced(generation, new, deleted, synced.indexed)
+            # As after a first write: a view of the file, not the entries just written.
+            view = self._new_view(
+                path,
+                self._connect(),
+                generation=generation,
+                count=len(new),
+                indexed=synced.indexed,
+            )
+            view.close()
+            self._view = view
+            self._synced = _Synced(generation, view, deleted, synced.indexed)
 
     def _rebuild(self, path: pathlib.Path, known: KnownState) -> None:
         """The file was written by another process: write ``known`` whole, if it can be read."""

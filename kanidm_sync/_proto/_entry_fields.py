@@ -272,10 +272,17 @@ def check_optional(cls: type, what: str) -> Any:
 # --- raw attribute values ----------------------------------------------------------------------
 
 
+#: The read-only empty mapping every entry without ``extra`` shares (one object, not one
+#: per entry: 200,000 entries held about 20 MiB of empty proxies and dicts).
+EMPTY_MAPPING: Final[Mapping[str, JSONValue]] = types.MappingProxyType({})
+
+
 def as_frozen_mapping(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
     """Converter: a read-only copy of a mapping; anything else is left for the validator."""
     if type(value) is types.MappingProxyType:
         return value
+    if type(value) is dict and not value:
+        return EMPTY_MAPPING
     if type(value) is dict or isinstance(value, Mapping):
         return types.MappingProxyType(dict(value))
     return value  # type: ignore[unreachable]  # a wrong type, left for the validator

@@ -18,6 +18,7 @@ import pytest
 from kanidm_sync import Client, Runner
 from kanidm_sync._plan import KnownState, project_entry
 from kanidm_sync._record import APPLICATION_ID, RECORD_FORMAT, RECORD_VERSION, _history_change
+from kanidm_sync._record_view import RecordView
 from kanidm_sync._runner import _RecordStore
 
 from .conftest import ListSource, group, person, pid
@@ -135,6 +136,42 @@ def test_a_save_writes_only_the_rows_that_changed(tmp_path: pathlib.Path) -> Non
     assert b"c2" == again.cookie
     assert (pid(7),) == again.deleted
     assert "Changed" == again.entries[pid(6)]["displayname"]
+
+
+def test_a_save_keeps_a_view_of_the_file_not_the_entries(tmp_path: pathlib.Path) -> None:
+    """After a save the store holds a view of the file, not the projections it wrote.
+
+    A service waits between runs; with the entries held, a first run's whole image stayed
+    in memory until the next load. A second save with no load between is still written
+    as changes over what the file holds.
+    """
+    path = tmp_path / "applied.sqlite"
+    store = _RecordStore(path)
+    first = known_of(50)
+    store.save(first)
+    synced = store._synced
+    assert synced is not None
+    assert isinstance(synced.entries, RecordView)
+    assert synced.entries._cache == {}
+    # Saved again, whole (as a full-image run over a known base does), with no load:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE entries SET kind = 'marked' WHERE id = ?", (str(pid(5)),))
+    entries = dict(first.entries)
+    entries[pid(6)] = project_entry(person(6, displayname="Changed"))
+    del entries[pid(7)]
+    store.save(KnownState(cookie=b"c2", entries=entries))
+    synced = store._synced
+    assert synced is not None
+    assert isinstance(synced.entries, RecordView)
+    kinds = dict(rows(path, "SELECT id, kind FROM entries"))
+    assert "marked" == kinds[str(pid(5))]  # an unchanged row was not rewritten
+    assert str(pid(7)) not in kinds
+    again = _RecordStore(path).load()
+    assert again is not None
+    assert (b"c2", 49) == (again.cookie, len(again.entries))
+    assert "Changed" == again.entries[pid(6)]["displayname"]
+    store.close()
+    again.entries.close()  # type: ignore[attr-defined]
 
 
 def test_saving_none_forgets_the_record(tmp_path: pathlib.Path) -> None:
