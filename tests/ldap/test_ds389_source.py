@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ds389 import Ds389
+from ds389 import CONTENT_SYNC_DN, RETRO_DN, SYNC_FEATURE_DN, Ds389
 from slapd import BASE_DN, GROUPS_DN, LAB, PEOPLE_DN, SYNC_DN, SYNC_PW
 
 from kanidm_sync import (
@@ -50,9 +50,6 @@ from kanidm_sync.adapters.ldap import LdapConfig, LdapSource
 pytestmark = [pytest.mark.ds389]
 
 FILTER = "(|(objectClass=person)(objectClass=groupOfNames))"
-RETRO_DN = "cn=Retro Changelog Plugin,cn=plugins,cn=config"
-CONTENT_SYNC_DN = "cn=Content Synchronization,cn=plugins,cn=config"
-SYNC_FEATURE_DN = "oid=1.3.6.1.4.1.4203.1.9.1.1,cn=features,cn=config"
 STAFF_DN = f"ou=staff,{BASE_DN}"
 
 
