@@ -17,6 +17,7 @@ import attrs
 import pytest
 
 from kanidm_sync import (
+    ChangeSet,
     Client,
     Entry,
     Group,
@@ -28,7 +29,9 @@ from kanidm_sync import (
     RefreshState,
     Runner,
     UniquenessError,
+    _client_core,
 )
+from kanidm_sync._proto._encode_body import STREAM_MIN_ENTRIES, ChangeSetBody, changeset_body
 from kanidm_sync.adapters import FullImage, SourceBatch
 from kanidm_sync.testing import KanidmTarget, ProvisionedSyncAccount
 
@@ -249,6 +252,35 @@ def test_chunked_refresh(kanidm_target: KanidmTarget, sync: Client, tmp_path: pa
     assert group is not None
     assert 24 == len(group.get("member"))
     assert all(kanidm_target.entry(f"chunk{i:02d}") is not None for i in range(24))
+
+
+def test_a_large_request_is_streamed(
+    kanidm_target: KanidmTarget,
+    sync: Client,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request of many entries goes out in pieces with its Content-Length, and is applied."""
+    bodies: list[object] = []
+    real = changeset_body
+
+    def noting(changeset: ChangeSet) -> object:
+        body = real(changeset)
+        bodies.append(body)
+        return body
+
+    monkeypatch.setattr(_client_core, "changeset_body", noting)
+    d = Directory()
+    for i in range(STREAM_MIN_ENTRIES + 50):
+        d.person(f"bulk{i:04d}")
+    d.group("bulk", [f"bulk{i:04d}" for i in range(0, STREAM_MIN_ENTRIES, 7)])
+    report = runner(sync, d, tmp_path).run_once()
+    assert report.ok, report.error
+    assert [type(b) for b in bodies] == [ChangeSetBody]
+    group = kanidm_target.entry("bulk")
+    assert group is not None
+    assert len(range(0, STREAM_MIN_ENTRIES, 7)) == len(group.get("member"))
+    assert kanidm_target.entry(f"bulk{STREAM_MIN_ENTRIES + 49:04d}") is not None
 
 
 def test_a_retention_list_alone_in_the_final_request(
