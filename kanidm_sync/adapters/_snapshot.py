@@ -135,8 +135,31 @@ class SnapshotSource(Protocol):
 
 _MAX_MESSAGE = 300
 
-_Listed: TypeAlias = dict[int, tuple[Entry, str, str]]
-"""A listed snapshot: ``entry.id.int`` -> (entry, its digest, ``entry.id.hex``: the store's key)."""
+
+class _Row:
+    """One listed entry, kept from one listing to the next: most rows outlive many fetches.
+
+    Attributes:
+        entry: the entry as last listed (an equal entry listed later does not replace it).
+        digest: ``entry``'s digest.
+        key: ``entry.id.hex``, the store's key.
+        num: ``entry.id.int``, the cache's key.
+        seen: the listing that last listed it (``SnapshotAdapter._stamp``): a row seen
+            twice in one listing is an id listed twice.
+    """
+
+    __slots__ = ("digest", "entry", "key", "num", "seen")
+
+    def __init__(self, entry: Entry, digest: str, num: int, seen: int) -> None:
+        self.entry = entry
+        self.digest = digest
+        self.key = entry.id.hex
+        self.num = num
+        self.seen = seen
+
+
+_Listed: TypeAlias = list[_Row]
+"""A listed snapshot: its rows, in the order the source listed them."""
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -147,9 +170,9 @@ def _exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _after(entry: object, current: Mapping[int, object]) -> str:
+def _after(entry: object, current: _Listed) -> str:
     # The last entry listed without fault: the failing one is the next in the source.
-    if not isinstance(entry, Entry) or entry.id.int not in current:
+    if not isinstance(entry, Entry) or not current or current[-1].num != entry.id.int:
         return ""
     return f" (the last one: {entry.id}, {_describe(entry)})"
 
@@ -197,10 +220,19 @@ class SnapshotAdapter:
         self._path = pathlib.Path(state_path)
         self._fingerprint = fingerprint
         self._db = _SnapshotDb(self._path)
-        # The last snapshot this object computed (see ``_Listed``). An equal entry in the
-        # next snapshot reuses its digest, so a long-running process only encodes what
-        # changed.
-        self._cache: _Listed = {}
+        # Every row this object listed, by ``entry.id.int``. An equal entry in the next
+        # snapshot reuses its row (and digest), so a long-running process only encodes
+        # what changed. After a listing that completed, exactly its rows.
+        self._cache: dict[int, _Row] = {}
+        # The rows of the last listing that completed, in order: a source that lists in
+        # the same order as last time finds each row here, without a lookup.
+        self._order: _Listed = []
+        self._stamp = 0  # counts listings (see ``_Row.seen``)
+        # Once a fetch returned its listing: the store object this object then held and
+        # the cookie naming the listing in it. When the next fetch gets that very store
+        # object and diffs against that cookie, the base holds exactly the last listing's
+        # digests, and only the rows listed anew need a look (``_diff``'s ``since_last``).
+        self._listed_as: tuple[_Store, bytes] | None = None
         # Every cookie the store file last read had recorded, even one written under
         # other rules: a full image keeps them as ``retired``.
         self._known_cookies: tuple[bytes, ...] = ()
@@ -224,6 +256,7 @@ class SnapshotAdapter:
         Raises:
             SourceError: the file exists but could not be removed.
         """
+        self._listed_as = None
         try:
             self._db.remove()
         except OSError as exc:
@@ -243,22 +276,34 @@ class SnapshotAdapter:
             SourceError: the source failed, listed an id twice, or the store could not
                 be written.
         """
-        current = self._read_source()
+        listed_as, self._listed_as = self._listed_as, None
+        current, fresh = self._read_source()
         self._known_cookies = ()
         store = self._load()
         base = self._base_for(state, store)
         if base is None:
             return self._full_image(current, store)
         assert isinstance(state, ActiveState)  # _base_for returns None otherwise
+        assert store is not None  # likewise
         committed, promoted, uncertain = base
-        retired = store.retired if store is not None else ()
-        entries, changed, deleted = self._diff(current, committed.digests, uncertain)
+        retired = store.retired
+        since_last = (
+            fresh
+            if listed_as is not None
+            and listed_as[0] is store
+            and listed_as[1] == committed.cookie
+            and not uncertain
+            else None
+        )
+        entries, changed, deleted = self._diff(current, committed.digests, uncertain, since_last)
         if not changed and not deleted:
-            if promoted or (store is not None and store.pending is not None):
-                self._write(_Store(self._fingerprint, committed, None, retired))
+            if promoted or store.pending is not None:
+                store = _Store(self._fingerprint, committed, None, retired)
+                self._write(store)
             _log.info("snapshot unchanged since %r", committed.cookie.decode("ascii", "replace"))
+            self._listed_as = (store, committed.cookie)
             return Delta(entries=(), deleted=(), cookie=state.cookie)
-        previous = store.pending if store is not None and not promoted else None
+        previous = store.pending if not promoted else None
         if (
             previous is not None
             and previous.base == committed.cookie
@@ -279,7 +324,9 @@ class SnapshotAdapter:
                 changed=changed,
                 deleted=tuple(deleted),
             )
-            self._write(_Store(self._fingerprint, committed, pending, retired))
+            store = _Store(self._fingerprint, committed, pending, retired)
+            self._write(store)
+        self._listed_as = (store, cookie)
         _log.info(
             "snapshot delta: %d added or changed, %d deleted, of %d entries",
             len(entries),
@@ -301,14 +348,27 @@ class SnapshotAdapter:
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _read_source(self) -> _Listed:
-        current: _Listed = {}
+    def _read_source(self) -> tuple[_Listed, _Listed]:
+        """List the source: its rows in order, and those not in the last listing as they were.
+
+        Returns:
+            Every row, in the order listed; and the rows added or changed since the
+            last listing (a subset, in the same order).
+        """
+        current: _Listed = []
+        fresh: _Listed = []
         entry: object = None
-        # The per-entry path is hot (every entry of every run): one dict lookup in the
-        # cache, an identity or equality test, one insertion; the key is the UUID's int
-        # (an attribute, no conversion), and an unchanged entry reuses its cached row.
-        cached_row = self._cache.get
-        add = current.setdefault
+        cache = self._cache
+        self._stamp = stamp = self._stamp + 1
+        # The per-entry path is hot (every entry of every run), and an unchanged entry
+        # costs: its row (at the same position as in the last listing, else one dict
+        # lookup by the UUID's int), an identity or equality test, and two stores into
+        # the row and the listing. Nothing is allocated for it: it keeps its row, whose
+        # ``seen`` mark catches an id listed twice.
+        cached_row = cache.get
+        order = self._order
+        size = len(order)
+        add = current.append
         try:
             listed = iter(self._source.snapshot())
             for entry in listed:
@@ -319,17 +379,25 @@ class SnapshotAdapter:
                         "(Person, Group, ServiceAccount, GenericEntry)"
                     )
                 key = entry.id.int
-                row = cached_row(key)
-                size = len(current)
-                if row is not None and (row[0] is entry or row[0] == entry):
-                    # ``==`` rather than ``!=``: attrs' ``__ne__`` is one more call.
-                    if add(key, row) is not row or len(current) == size:
-                        # Listed twice: after a changed listing, or twice the cached one.
-                        _listed_twice(entry, current[key][0])
+                position = len(current)
+                row = order[position] if position < size else None
+                if row is None or row.num != key:
+                    row = cached_row(key)
+                if row is None:
+                    row = _Row(entry, _entry_digest(entry), key, stamp)
+                    cache[key] = row
+                    fresh.append(row)
                 else:
-                    if key in current:
-                        _listed_twice(entry, current[key][0])
-                    current[key] = (entry, _entry_digest(entry), entry.id.hex)
+                    if row.seen == stamp:
+                        _listed_twice(entry, row.entry)
+                    old = row.entry
+                    # ``==`` rather than ``!=``: attrs' ``__ne__`` is one more call.
+                    if not (old is entry or old == entry):
+                        row.digest = _entry_digest(entry)
+                        row.entry = entry
+                        fresh.append(row)
+                    row.seen = stamp
+                add(row)
         except KanidmSyncError:
             raise
         except Exception as exc:
@@ -339,8 +407,12 @@ class SnapshotAdapter:
                 f"the snapshot source {type(self._source).__name__} failed after "
                 f"{len(current)} entries{_after(entry, current)}: {_exception_text(exc)}"
             ) from exc
-        self._cache = current
-        return current
+        if len(cache) != len(current):
+            # Rows the source no longer lists (or that a listing which failed added).
+            for gone in [num for num, row in cache.items() if row.seen != stamp]:
+                del cache[gone]
+        self._order = current
+        return current, fresh
 
     def _load(self) -> _Store | None:
         try:
@@ -419,15 +491,21 @@ class SnapshotAdapter:
         return None
 
     def _full_image(self, current: _Listed, store: _Store | None) -> FullImage:
-        digests = {key: digest for _, digest, key in current.values()}
+        digests = {row.key: row.digest for row in current}
         pending = store.pending if store is not None else None
-        if pending is not None and pending.base is None and pending.changed == digests:
+        if (
+            store is not None
+            and pending is not None
+            and pending.base is None
+            and pending.changed == digests
+        ):
             # The same image as last time, not committed (yet): the same cookie, so a
             # split of it that stopped part-way resumes (see the delta case).
             _log.info(
                 "snapshot full image: %d entries (unchanged since the last fetch)", len(current)
             )
-            return FullImage(entries=[row[0] for row in current.values()], cookie=pending.cookie)
+            self._listed_as = (store, pending.cookie)
+            return FullImage(entries=[row.entry for row in current], cookie=pending.cookie)
         previous = 0
         if store is not None:
             generations = [s.generation for s in (store.committed, store.pending) if s]
@@ -438,26 +516,43 @@ class SnapshotAdapter:
             cookie=cookie, generation=generation, base=None, changed=digests, deleted=()
         )
         retired = tuple(c for c in self._known_cookies if c != cookie)[-_MAX_RETIRED:]
-        self._write(_Store(self._fingerprint, None, pending, retired))
+        written = _Store(self._fingerprint, None, pending, retired)
+        self._write(written)
+        self._listed_as = (written, cookie)
         _log.info("snapshot full image: %d entries", len(current))
-        return FullImage(entries=[row[0] for row in current.values()], cookie=cookie)
+        return FullImage(entries=[row.entry for row in current], cookie=cookie)
 
     @staticmethod
     def _diff(
         current: _Listed,
         committed: Mapping[str, str],
         uncertain: frozenset[str],
+        since_last: _Listed | None = None,
     ) -> tuple[list[Entry], dict[str, str], list[str]]:
+        """The entries to send, their digests, and the ids to delete.
+
+        ``since_last``: when ``committed`` holds exactly the last listing's digests, the
+        rows added or changed since; every other row is in ``committed`` as it is, and
+        is not looked at. ``uncertain``: ids whose content in Kanidm is unknown.
+        """
         entries: list[Entry] = []
         changed: dict[str, str] = {}
         created: set[str] = set()
         known = committed.get
         listed = 0  # committed ids the source still lists
-        for entry, digest, key in current.values():
+        if since_last is not None:
+            # The rows not listed anew are in ``committed`` with their digest.
+            listed = len(current) - len(since_last)
+            current_or_new = since_last
+        else:
+            current_or_new = current
+        for row in current_or_new:
+            key = row.key
             base = known(key)
             if base is None:
+                entry = row.entry
                 entries.append(entry)
-                changed[key] = digest
+                changed[key] = row.digest
                 # Kanidm resolves a member's external id when the group is applied (spec
                 # §3.9.1): a group naming an entry that is new here (re-created under a
                 # new UUID, or named before it existed) points at its old self or at
@@ -466,21 +561,23 @@ class SnapshotAdapter:
                     created.add(entry.external_id.lower())
             else:
                 listed += 1
-                if base != digest or key in uncertain:
-                    entries.append(entry)
-                    changed[key] = digest
+                if base != row.digest or key in uncertain:
+                    entries.append(row.entry)
+                    changed[key] = row.digest
         if created:
-            for entry, digest, key in current.values():
-                if key not in changed and any(r in created for r in external_references(entry)):
-                    entries.append(entry)
-                    changed[key] = digest
+            for row in current:
+                if row.key not in changed and any(
+                    r in created for r in external_references(row.entry)
+                ):
+                    entries.append(row.entry)
+                    changed[row.key] = row.digest
         # Deleted: committed ids the source no longer lists (none when it lists them all).
         deleted: list[str] = []
         if listed < len(committed):
-            present = {key for _, _, key in current.values()}
+            present = {row.key for row in current}
             deleted = [key for key in committed if key not in present]
         if uncertain:
-            present = {key for _, _, key in current.values()}
+            present = {row.key for row in current}
             deleted += [key for key in uncertain if key not in present and key not in committed]
         return entries, changed, deleted
 
