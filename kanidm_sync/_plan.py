@@ -48,6 +48,7 @@ from ._chunk import ChunkCookie, external_references, split_changes
 from ._plan_model import NO_VALUES, Action, EntryChange, Plan
 from ._projection import (
     KnownState,
+    ProjectionTexts,
     UpdatedEntries,
     all_ids,
     diff_attributes,
@@ -209,11 +210,14 @@ def build_plan(
 
     changes: list[EntryChange] = []
     to_send: list[Entry] = []
-    projected: dict[uuid.UUID, JSONObject] = {}
+    # As text (``ProjectionTexts``): a dict per entry was the largest part of a first
+    # run's memory; the few read again below are decoded on demand.
+    projected = ProjectionTexts()
     sizes: list[int] = []
     for entry in entries:
         encoded = encode_entry(entry)
-        proj = projected[entry.id] = project_encoded(entry, encoded)
+        proj = project_encoded(entry, encoded)
+        projected.add(entry.id, proj)
         old = base.get(entry.id) if base is not None else None
         patch: tuple[JSONObject, ...] = ()
         added: Mapping[str, tuple[JSONValue, ...]] = NO_VALUES
@@ -558,8 +562,9 @@ def apply_to_known(known: KnownState | None, plan: Plan) -> KnownState | None:
     deleted = [c.id for c in plan.changes if c.action is Action.DELETE]
     history = (*(known.deleted if known is not None else ()), *deleted)[-_MAX_DELETED:]
     if plan.source == "full":
-        table = dict(plan.projections)
-        return KnownState(cookie=plan.to_state.cookie, entries=table, deleted=history)
+        # Not copied: the record writes a plan's texts as they are (``ProjectionTexts``).
+        entries = plan.projections
+        return KnownState(cookie=plan.to_state.cookie, entries=entries, deleted=history)
     if not plan.base_known or known is None:
         return None
     if not isinstance(known.entries, dict):

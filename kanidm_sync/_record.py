@@ -33,20 +33,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 import os
 import pathlib
 import sqlite3
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
 from ._exceptions import KanidmSyncError
-from ._projection import KnownState, UpdatedEntries, external_id_of, kind_of, name_of, prefetch
+from ._projection import (
+    KnownState,
+    ProjectionTexts,
+    UpdatedEntries,
+    prefetch,
+)
 from ._record_db import (
     SIDECARS,
     DatabaseMismatch,
@@ -65,8 +67,15 @@ from ._record_read import (
     listing,
     read_json,
 )
+from ._record_rows import (
+    SCHEMA,
+    Row,
+    entry_row,
+    history_change,
+    text_index_rows,
+    text_rows,
+)
 from ._record_view import (
-    INDEX_SCHEMA,
     IndexChanges,
     RecordDamagedError,
     RecordView,
@@ -86,29 +95,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("kanidm_sync.runner")
-
-_SCHEMA: Final = (
-    """
-CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
-CREATE TABLE entries (
-    id TEXT PRIMARY KEY NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT,
-    external_id TEXT,
-    digest TEXT NOT NULL,
-    projection TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE deleted (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);
-"""
-    + INDEX_SCHEMA
-)
-
-_encode = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
-).encode
-_encode_ascii = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=True, check_circular=False, allow_nan=False
-).encode
 
 
 class RecordWriteError(KanidmSyncError):
@@ -142,41 +128,6 @@ class _Synced:
     entries: Mapping[uuid.UUID, JSONObject]
     deleted: tuple[uuid.UUID, ...]
     indexed: bool = False
-
-
-_Row = tuple[str, str, str | None, str | None, str, str]
-
-
-def _row(key: uuid.UUID, projection: JSONObject) -> _Row:
-    text = _encode(projection)
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (validation off): store it escaped
-        text = _encode_ascii(projection)
-        data = text.encode("ascii")
-    return (
-        str(key),
-        kind_of(projection),
-        name_of(projection),
-        external_id_of(projection),
-        hashlib.sha256(data).hexdigest()[:32],
-        text,
-    )
-
-
-def _history_change(
-    old: tuple[uuid.UUID, ...], new: tuple[uuid.UUID, ...]
-) -> tuple[int, Sequence[uuid.UUID]] | None:
-    """How ``new`` follows from ``old``: (oldest rows dropped, ids appended), or None."""
-    if new == old:
-        return 0, ()
-    if not old:
-        return 0, new
-    last = old[-1]
-    for p in range(len(new) - 1, -1, -1):
-        if new[p] == last and new[: p + 1] == old[len(old) - p - 1 :]:
-            return len(old) - p - 1, new[p + 1 :]
-    return None
 
 
 class _RecordStore:
@@ -389,20 +340,20 @@ class _RecordStore:
         """A new database holding ``known``, put in place atomically."""
         assert self.path is not None
         entries = known.entries
-        if not isinstance(entries, dict):
+        if not isinstance(entries, dict | ProjectionTexts):
             # Read on demand from the file about to be replaced: read it first, whole.
             entries = dict(entries.items())
         self._drop_view()
 
         def fill(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                (_row(k, v) for k, v in entries.items()),
-            )
-            conn.executemany(
-                "INSERT INTO uniques VALUES (?, ?, ?)",
-                (r for k, v in entries.items() for r in index_rows(str(k), k, v)),
-            )
+            if isinstance(entries, ProjectionTexts):
+                rows: Iterator[Row] = text_rows(entries)
+                uniques = text_index_rows(entries)
+            else:
+                rows = (entry_row(k, v) for k, v in entries.items())
+                uniques = (r for k, v in entries.items() for r in index_rows(str(k), k, v))
+            conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO uniques VALUES (?, ?, ?)", uniques)
             conn.executemany(
                 "INSERT INTO deleted (id) VALUES (?)", ((str(d),) for d in known.deleted)
             )
@@ -423,7 +374,7 @@ class _RecordStore:
             self.path,
             application_id=APPLICATION_ID,
             version=RECORD_VERSION,
-            schema=_SCHEMA,
+            schema=SCHEMA,
             fill=fill,
             page_limit=self.page_limit,
         )
@@ -445,7 +396,7 @@ class _RecordStore:
             prefetch(old, new.keys())  # one read of what a record read on demand holds
         # Over one run's changes on top of what the store read, only they are compared.
         candidates = new.changed if isinstance(new, UpdatedEntries) and on_top else new
-        upserts: list[_Row] = []
+        upserts: list[Row] = []
         index = IndexChanges()
         changed: list[tuple[uuid.UUID, JSONObject]] = []
         matched = 0
@@ -455,7 +406,7 @@ class _RecordStore:
                 matched += 1
                 if previous is projection or previous == projection:
                     continue
-            row = _row(key, projection)
+            row = entry_row(key, projection)
             upserts.append(row)
             changed.append((key, projection))
             if synced.indexed:
@@ -469,7 +420,7 @@ class _RecordStore:
             for k, (text,) in zip(removed_ids, removed, strict=True):
                 index.replace(text, k, old.get(k), None)
         deleted = tuple(known.deleted)
-        history = _history_change(synced.deleted, deleted)
+        history = history_change(synced.deleted, deleted)
         with open_database(
             path,
             application_id=APPLICATION_ID,
@@ -532,7 +483,7 @@ class _RecordStore:
         conn: sqlite3.Connection,
         known: KnownState,
         synced: _Synced,
-        upserts: list[_Row],
+        upserts: list[Row],
         index: IndexChanges,
         removed: list[tuple[str]],
         history: tuple[int, Sequence[uuid.UUID]] | None,

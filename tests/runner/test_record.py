@@ -17,7 +17,8 @@ import pytest
 
 from kanidm_sync import Client, Runner
 from kanidm_sync._plan import KnownState, project_entry
-from kanidm_sync._record import APPLICATION_ID, RECORD_FORMAT, RECORD_VERSION, _history_change
+from kanidm_sync._record import APPLICATION_ID, RECORD_FORMAT, RECORD_VERSION
+from kanidm_sync._record_rows import history_change
 from kanidm_sync._record_view import RecordView
 from kanidm_sync._runner import _RecordStore
 
@@ -207,7 +208,7 @@ def test_the_deletion_history_is_written_as_a_change(
     def ids(values: tuple[int, ...]) -> tuple[uuid.UUID, ...]:
         return tuple(uuid.UUID(int=v) for v in values)
 
-    got = _history_change(ids(old), ids(new))
+    got = history_change(ids(old), ids(new))
     assert (None if expected is None else (expected[0], ids(expected[1]))) == (
         None if got is None else (got[0], tuple(got[1]))
     )
