@@ -188,3 +188,49 @@ def environment() -> str:
         f"Python {platform.python_version()} on {platform.machine()} {sys.platform}, "
         f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+
+
+@dataclass(frozen=True)
+class WallCpu:
+    """Wall-clock and process CPU timings of the same runs of one call.
+
+    On a machine shared with other jobs the wall time moves with their load; the process's
+    CPU time (``time.process_time``: this process only, not a server it waits for) moves
+    much less, so ratios of CPU times are the steadier comparison.
+    """
+
+    wall: Timing
+    cpu: Timing
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """The figures as a JSON-able dict."""
+        return {"wall": self.wall.as_dict(), "cpu": self.cpu.as_dict()}
+
+
+def time_wall_cpu(fn: Callable[[], object], repeat: int, *, gc_paused: bool = False) -> WallCpu:
+    """Time ``fn`` ``repeat`` times as :func:`time_call` does, in wall and CPU time.
+
+    Args:
+        fn: the call to time.
+        repeat: how many runs (at least 1).
+        gc_paused: pause the cyclic garbage collector while timing.
+
+    Returns:
+        The best and median wall time and process CPU time.
+    """
+    walls, cpus = [], []
+    for _ in range(max(1, repeat)):
+        gc.collect()
+        if gc_paused:
+            gc.disable()
+        try:
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpus.append(time.process_time() - cpu)
+            walls.append(time.perf_counter() - wall)
+        finally:
+            gc.enable()
+    return WallCpu(
+        Timing(min(walls), statistics.median(walls), len(walls)),
+        Timing(min(cpus), statistics.median(cpus), len(cpus)),
+    )
