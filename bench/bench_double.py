@@ -17,7 +17,8 @@ Measured in the child, against a fresh ``Store`` each time:
 1. **parse + apply** of every request in order (``parse_sync_request`` then ``Store.apply``,
    as the HTTP handler does), with the garbage collector on and paused (best and median of
    ``--repeat`` runs), in wall time and in this process's CPU time (the steadier figure on
-   a machine shared with other jobs), and the parse part alone;
+   a machine shared with other jobs), and the parse part alone (the double pauses the
+   collector itself while it parses and applies, so the two figures differ little);
 2. the **floor** in the same process: ``json.loads`` of the same bytes (the double must at
    least parse them), GC on and paused; the ratio is parse + apply over the floor, in CPU
    time;
