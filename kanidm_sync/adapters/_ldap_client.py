@@ -3,7 +3,8 @@
 This module owns every python-ldap call and the translation of python-ldap errors into
 :class:`~kanidm_sync.SourceError` (with the backend error as ``__cause__``) or into a
 "refresh required" signal. It decodes the RFC 4533 controls itself (with python-ldap's
-ASN.1 types), keeping cookies as raw bytes, and feeds them to the pure
+ASN.1 types; the Sync State control of every entry by ``_ldap_ber`` first), keeping
+cookies as raw bytes, and feeds them to the pure
 :class:`~._ldap_syncrepl.SyncreplAccumulator`. It must not map entries nor decide what
 the messages mean. Messages never contain the bind password.
 
@@ -26,6 +27,7 @@ from ldap.syncrepl import SyncDoneValue, SyncInfoValue, SyncRequestControl, Sync
 from pyasn1.codec.ber import decoder as _ber_decoder
 
 from .._exceptions import SourceError
+from ._ldap_ber import sync_state
 from ._ldap_ds389 import RETRO_ATTRIBUTES, RETRO_DN, SYNC_FEATURE_DN, retro_changelog_problems
 from ._ldap_syncrepl import SyncreplAccumulator
 from ._protocols import Closeable
@@ -348,14 +350,20 @@ class LdapConnection(Closeable):
     ) -> None:
         for control in controls:
             if isinstance(control, _RawControl) and control.controlType == _SYNC_STATE_OID:
-                value, _ = _ber_decoder.decode(control.value, asn1Spec=SyncStateValue())
-                raw_uuid = _octets(value.getComponentByName("entryUUID")) or b""
+                plain = sync_state(control.value)  # the usual form, without pyasn1
+                if plain is not None:
+                    state, raw_uuid, cookie = plain
+                else:
+                    value, _ = _ber_decoder.decode(control.value, asn1Spec=SyncStateValue())
+                    raw_uuid = _octets(value.getComponentByName("entryUUID")) or b""
+                    state = int(value.getComponentByName("state"))
+                    cookie = _octets(value.getComponentByName("cookie"))
                 accumulator.entry(
                     sync_uuid=uuid.UUID(bytes=raw_uuid),
                     dn=dn,
                     attributes=attributes,
-                    state=_STATES[int(value.getComponentByName("state"))],
-                    cookie=_octets(value.getComponentByName("cookie")),
+                    state=_STATES[state],
+                    cookie=cookie,
                 )
                 return
         raise SourceError(f"{self.uri}: entry {dn} came without a Sync State control")
