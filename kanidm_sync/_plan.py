@@ -88,6 +88,7 @@ from .adapters._protocols import Delta, FullImage
 
 __all__ = [
     "PLACEHOLDER_EXTERNAL_ID",
+    "TEXT_PROJECTIONS_FROM",
     "Action",
     "EntryChange",
     "KnownState",
@@ -98,6 +99,10 @@ __all__ = [
     "project_entry",
     "resume_plan",
 ]
+
+
+#: From this many entries a plan keeps its projections as JSON text (``ProjectionTexts``).
+TEXT_PROJECTIONS_FROM: Final = 10_000
 
 
 def _dedupe(entries: Sequence[Entry]) -> tuple[list[Entry], int]:
@@ -210,14 +215,20 @@ def build_plan(
 
     changes: list[EntryChange] = []
     to_send: list[Entry] = []
-    # As text (``ProjectionTexts``): a dict per entry was the largest part of a first
-    # run's memory; the few read again below are decoded on demand.
-    projected = ProjectionTexts()
+    # A large batch keeps them as text (``ProjectionTexts``): a dict per entry was the
+    # largest part of a first run's memory; the few read again below are decoded on
+    # demand. A small one (an incremental run) keeps the dicts, read again for free.
+    texts = ProjectionTexts() if len(entries) >= TEXT_PROJECTIONS_FROM else None
+    table: dict[uuid.UUID, JSONObject] = {}
+    projected: Mapping[uuid.UUID, JSONObject] = table if texts is None else texts
     sizes: list[int] = []
     for entry in entries:
         encoded = encode_entry(entry)
         proj = project_encoded(entry, encoded)
-        projected.add(entry.id, proj)
+        if texts is None:
+            table[entry.id] = proj
+        else:
+            texts.add(entry.id, proj)
         old = base.get(entry.id) if base is not None else None
         patch: tuple[JSONObject, ...] = ()
         added: Mapping[str, tuple[JSONValue, ...]] = NO_VALUES

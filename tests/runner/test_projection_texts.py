@@ -15,7 +15,9 @@ import pathlib
 import sqlite3
 import uuid
 
-from kanidm_sync import ActiveState, Entry, Mail, Person, PosixAccount, RefreshState
+import pytest
+
+from kanidm_sync import ActiveState, Entry, Mail, Person, PosixAccount, RefreshState, _plan
 from kanidm_sync._plan import KnownState, apply_to_known, build_plan, project_entry
 from kanidm_sync._projection import ProjectionTexts, projection_text
 from kanidm_sync._record import _RecordStore
@@ -83,7 +85,8 @@ def test_a_record_from_texts_is_the_record_from_dicts(tmp_path: pathlib.Path) ->
     loaded.entries.close()  # type: ignore[attr-defined]
 
 
-def test_a_full_run_keeps_the_texts_from_plan_to_record() -> None:
+def test_a_full_run_keeps_the_texts_from_plan_to_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_plan, "TEXT_PROJECTIONS_FROM", 10)
     items: list[Entry] = [*(person(i) for i in range(20)), group(1, [1, 2, 3])]
     batch = FullImage(entries=items, cookie=b"s1")
     plan = build_plan(state=RefreshState(), batch=batch, known=None, max_request_bytes=1 << 20)
@@ -93,3 +96,16 @@ def test_a_full_run_keeps_the_texts_from_plan_to_record() -> None:
     assert known is not None
     assert known.entries is plan.projections  # not decoded, not copied
     assert isinstance(plan.to_state, ActiveState)
+
+
+def test_a_small_batch_keeps_its_projections_as_dicts() -> None:
+    """Below TEXT_PROJECTIONS_FROM entries (an incremental run) nothing is decoded again."""
+    items: list[Entry] = [person(i) for i in range(5)]
+    plan = build_plan(
+        state=RefreshState(),
+        batch=FullImage(entries=items, cookie=b"s1"),
+        known=None,
+        max_request_bytes=1 << 20,
+    )
+    assert type(plan.projections) is dict
+    assert plan.projections[pid(2)] == project_entry(person(2))
