@@ -218,8 +218,8 @@ class Plan:
         notes: remarks for the operator (duplicates dropped, base unknown, ...).
         chunk_digest: identifies a chunked split in its intermediate cookies.
         projections: entry id -> projection of every entry the batch carried (what the
-            local record stores once the plan committed); kept as JSON text, so reading
-            an entry decodes it (a fresh dict each time).
+            local record stores once the plan committed). From 10,000 entries they are
+            kept as JSON text, and reading an entry decodes it (a fresh dict each time).
         delete_first: the deletions (from Refresh: the refresh cleanup) go in the first
             request, before the entries, because a sent entry reuses a unique value of an
             entry this run deletes (deleted and re-created at the source), or because the
