@@ -314,7 +314,23 @@ def map_ldap_entry(
     Raises:
         SourceError: a required attribute is missing or a number does not parse.
     """
-    entry = LdapEntry(dn, sync_uuid, attributes)
+    return _map(
+        LdapEntry(dn, sync_uuid, attributes),
+        config=config,
+        member_dns_by_uid=member_dns_by_uid,
+        class_ancestors=class_ancestors,
+    )
+
+
+def _map(
+    entry: LdapEntry,
+    *,
+    config: LdapConfig,
+    member_dns_by_uid: Mapping[str, str] | None,
+    class_ancestors: Mapping[str, frozenset[str]] | None,
+) -> Person | Group | None:
+    """:func:`map_ldap_entry` of an entry already built (its attributes normalised once)."""
+    dn, sync_uuid = entry.dn, entry.sync_uuid
     classes = entry.object_classes(class_ancestors)
     if config.person_objectclass in classes:
         name = required_value(entry, config.person_attr_user_name, "person_attr_user_name")
@@ -426,10 +442,8 @@ def map_ldap_entries(
     out: list[Person | Group] = []
     unmapped: list[uuid.UUID] = []
     for entry in entries:
-        mapped = map_ldap_entry(
-            entry.dn,
-            entry.attributes,
-            sync_uuid=entry.sync_uuid,
+        mapped = _map(
+            entry,
             config=config,
             member_dns_by_uid=member_dns_by_uid,
             class_ancestors=class_ancestors,
