@@ -153,3 +153,22 @@ def ds389_ipa(
     server = _started(_ds389_starting, "freeipa")
     server.reset()
     return server
+
+
+@pytest.fixture
+def pyasn1_specs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ASN.1 types the LDAP client decodes with pyasn1 during the test, in order.
+
+    A Sync State control in the plain form ``_ldap_ber`` reads never gets here.
+    """
+    from kanidm_sync.adapters import _ldap_client
+
+    real = _ldap_client._ber_decoder.decode
+    specs: list[str] = []
+
+    def watching(data: bytes, **kwargs: object) -> object:
+        specs.append(type(kwargs.get("asn1Spec")).__name__)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(_ldap_client._ber_decoder, "decode", watching)
+    return specs
