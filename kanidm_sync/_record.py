@@ -251,7 +251,12 @@ class _RecordStore:
 
     @staticmethod
     def _new_view(
-        path: pathlib.Path, conn: sqlite3.Connection, *, generation: int, count: int, indexed: bool
+        path: pathlib.Path,
+        conn: sqlite3.Connection | None,
+        *,
+        generation: int,
+        count: int,
+        indexed: bool,
     ) -> RecordView:
         return RecordView(
             path,
@@ -378,13 +383,11 @@ class _RecordStore:
             fill=fill,
             page_limit=self.page_limit,
         )
-        # What was written is remembered as a view of the new file (closed: a later read
-        # reopens it), not as the ``entries`` just written: a first run's 200,000
-        # projections would otherwise stay in memory until the next run's load.
-        view = self._new_view(
-            self.path, self._connect(), generation=1, count=len(entries), indexed=True
-        )
-        view.close()
+        # What was written is remembered as a view of the new file, not as the ``entries``
+        # just written: a first run's 200,000 projections would otherwise stay in memory
+        # until the next run's load. The view has no connection yet (its first read opens
+        # one): opening one here could fail after the write succeeded.
+        view = self._new_view(self.path, None, generation=1, count=len(entries), indexed=True)
         self._view = view
         self._synced = _Synced(1, view, tuple(known.deleted), True)
 
@@ -456,13 +459,8 @@ class _RecordStore:
             self._drop_view()
             # As after a first write: a view of the file, not the entries just written.
             view = self._new_view(
-                path,
-                self._connect(),
-                generation=generation,
-                count=len(new),
-                indexed=synced.indexed,
+                path, None, generation=generation, count=len(new), indexed=synced.indexed
             )
-            view.close()
             self._view = view
             self._synced = _Synced(generation, view, deleted, synced.indexed)
 

@@ -219,7 +219,8 @@ class RecordView(RecordEntries):
 
     Args:
         path: the record file (for messages).
-        conn: a connection inside the read transaction of the load.
+        conn: a connection inside the read transaction of the load, or ``None`` (a view
+            of a file just written: the first read opens it).
         generation: the record's generation as loaded.
         count: how many entries it holds.
         indexed: the ``uniques`` index is current (else the lookups read every row).
@@ -232,7 +233,7 @@ class RecordView(RecordEntries):
     def __init__(
         self,
         path: pathlib.Path,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | None,
         *,
         generation: int,
         count: int,
@@ -245,7 +246,8 @@ class RecordView(RecordEntries):
         self.rows_read = 0
         self._conn: sqlite3.Connection | None = None
         self._closer: weakref.finalize[[sqlite3.Connection], RecordView] | None = None
-        self._hold(conn)
+        if conn is not None:
+            self._hold(conn)
         self._reopen = reopen
         self._count = count
         self._cache: dict[uuid.UUID, JSONObject] = {}
